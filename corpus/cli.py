@@ -13,7 +13,9 @@ import sys
 from corpus.config import ConfigError
 
 # Modules that add sub-commands: each has ``register(subparsers)``.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "corpus.smoke",
+]
 
 
 def parse_tokens(value: str) -> int:
