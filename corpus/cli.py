@@ -28,7 +28,9 @@ def parse_tokens(value: str) -> int:
         )
     n = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}[m.group(2).lower()]
     if n < 1 or n != int(n):
-        raise argparse.ArgumentTypeError(f"invalid token count {value!r}: expected a positive whole number of tokens")
+        raise argparse.ArgumentTypeError(
+            f"invalid token count {value!r}: expected a positive whole number like 1e9, 1_000_000, 500M, 2B or 20k"
+        )
     return int(n)
 
 

@@ -105,14 +105,15 @@ def _type_name(tp) -> str:
 
 def build(cls, data: Any, located: Located, path: tuple = ()) -> Any:
     """Build dataclass ``cls`` from ``data``; raise one ConfigError listing every problem."""
-    errors: list[str] = []
-    value = _convert(cls, data, located, path, errors)
-    if errors:
-        raise ConfigError("\n".join(errors))
+    errors: list[str] = []  # wrong keys and types: the object cannot be built
+    problems: list[str] = []  # failed ``validate()`` checks of objects that could be built
+    value = _convert(cls, data, located, path, errors, problems)
+    if errors or problems:
+        raise ConfigError("\n".join(errors + problems))
     return value
 
 
-def _convert(tp, data, located, path, errors):
+def _convert(tp, data, located, path, errors, problems):
     def fail(expected: str):
         errors.append(f"{located.where(path)}: {format_path(path)}: expected {expected}, got {type(data).__name__} {data!r:.60}")
 
@@ -127,7 +128,7 @@ def _convert(tp, data, located, path, errors):
             if a is type(None):
                 continue
             trial: list[str] = []
-            v = _convert(a, data, located, path, trial)
+            v = _convert(a, data, located, path, trial, [])
             if not trial:
                 return v
         return fail(_type_name(tp))
@@ -139,17 +140,18 @@ def _convert(tp, data, located, path, errors):
         if not isinstance(data, list):
             return fail(_type_name(tp))
         (item,) = typing.get_args(tp)
-        return [_convert(item, v, located, path + (i,), errors) for i, v in enumerate(data)]
+        return [_convert(item, v, located, path + (i,), errors, problems) for i, v in enumerate(data)]
     if origin is dict:
         if not isinstance(data, dict):
             return fail(_type_name(tp))
         _, item = typing.get_args(tp)
-        return {str(k): _convert(item, v, located, path + (k,), errors) for k, v in data.items()}
+        return {str(k): _convert(item, v, located, path + (k,), errors, problems) for k, v in data.items()}
     if dataclasses.is_dataclass(tp):
         if data is None:
             data = {}
         if not isinstance(data, dict):
             return fail("a mapping")
+        n_errors = len(errors)
         hints = typing.get_type_hints(tp)
         fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
         kwargs = {}
@@ -160,11 +162,11 @@ def _convert(tp, data, located, path, errors):
                     f"(expected one of: {', '.join(fields)})"
                 )
                 continue
-            kwargs[k] = _convert(hints[k], v, located, path + (k,), errors)
+            kwargs[k] = _convert(hints[k], v, located, path + (k,), errors, problems)
         for name, f in fields.items():
             if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 errors.append(f"{located.where(path)}: {format_path(path + (name,))}: missing required key ({_type_name(hints[name])})")
-        if errors:
+        if len(errors) > n_errors:
             return None
         obj = tp(**kwargs)
         check = getattr(obj, "validate", None)
@@ -172,7 +174,7 @@ def _convert(tp, data, located, path, errors):
             for problem in check():
                 key, msg = problem if isinstance(problem, tuple) else ((), problem)
                 key = key if isinstance(key, tuple) else (key,)
-                errors.append(f"{located.where(path + key)}: {format_path(path + key)}: {msg}")
+                problems.append(f"{located.where(path + key)}: {format_path(path + key)}: {msg}")
         return obj
     if tp is float and isinstance(data, int) and not isinstance(data, bool):
         return float(data)

@@ -25,6 +25,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import jinja2
+import jinja2.meta
 import numpy as np
 
 from corpus.recipe import Recipe
@@ -91,24 +92,32 @@ class Plan:
         rank = np.empty(self.L, dtype=np.int64)
         rank[_permutation(self.L, seed, 2)] = np.arange(self.L)
         self.offset = rank % self.M
-        self._rounds: OrderedDict[int, np.ndarray] = OrderedDict()
+        # Python-list copies for the per-prompt path: numpy scalar arithmetic costs ~10x more there.
+        self._offset = self.offset.tolist()
+        self._perms = [p.tolist() for p in self.value_perms]
+        self._rounds: OrderedDict[int, list[int]] = OrderedDict()
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
         t = recipe.templates
         try:
             self.t_extract = env.from_string(t.extract)
             self.t_outline = env.from_string(t.outline) if t.outline else None
             self.t_system = env.from_string(t.system) if t.system else None
+            # A system message without variables is the same for every prompt: render it once.
+            if t.system and not jinja2.meta.find_undeclared_variables(env.parse(t.system)):
+                self._system_const = self.t_system.render().strip()
+            else:
+                self._system_const = None
         except jinja2.TemplateSyntaxError as e:
             from corpus.config import ConfigError
 
             raise ConfigError(f"recipe {recipe.name!r}: template error at template line {e.lineno}: {e.message}") from None
 
     # -- entities -----------------------------------------------------------------
-    def round_order(self, r: int) -> np.ndarray:
+    def round_order(self, r: int) -> list[int]:
         """Leaf order of round r (cached: sequential access computes each round once)."""
         order = self._rounds.get(r)
         if order is None:
-            order = _permutation(self.L, self.recipe.seed, 3, r)
+            order = _permutation(self.L, self.recipe.seed, 3, r).tolist()
             self._rounds[r] = order
             if len(self._rounds) > 4:
                 self._rounds.popitem(last=False)
@@ -126,8 +135,13 @@ class Plan:
     def assignment(self, i: int) -> tuple[int, list[int]]:
         """(leaf index, value index per axis with the audience first) of prompt i."""
         r, j = divmod(i, self.L)
-        leaf = int(self.round_order(r)[j])
-        return leaf, [int(p[d]) for p, d in zip(self.value_perms, self.digits(leaf, r))]
+        leaf = self.round_order(r)[j]
+        c = (r + self._offset[leaf]) % self.M  # the same arithmetic as digits(), on Python ints
+        values = []
+        for n, perm in zip(self.radices, self._perms):
+            c, d = divmod(c, n)
+            values.append(perm[d])
+        return leaf, values
 
     def prompt(self, i: int) -> Prompt:
         if i < 0:
@@ -151,7 +165,9 @@ class Plan:
         return self.t_extract.render(p.context, outline=outline).strip()
 
     def system(self, p: Prompt) -> str | None:
-        return self.t_system.render(p.context).strip() if self.t_system else None
+        if self._system_const is not None or self.t_system is None:
+            return self._system_const
+        return self.t_system.render(p.context).strip()
 
     # -- coverage -----------------------------------------------------------------
     def coverage(self, n: int) -> dict:
@@ -162,7 +178,7 @@ class Plan:
         axis_counts = [np.zeros(k, dtype=np.int64) for k in self.radices[1:]]
         rounds, rest = divmod(n, L)
         for r in range(rounds + (1 if rest else 0)):
-            leaves = self.round_order(r)[: (L if r < rounds else rest)]
+            leaves = np.asarray(self.round_order(r)[: (L if r < rounds else rest)])
             ds = self.digits(leaves, r)
             per_leaf[leaves] += 1
             np.add.at(pairs, (leaves, self.value_perms[0][ds[0]]), 1)
