@@ -5,13 +5,15 @@ Construction (balanced by design, not by luck):
 * Prompts come in *rounds* of L (= number of leaves). Round r visits every leaf once, in
   an order shuffled per (seed, r). So over the first N prompts each leaf appears
   floor(N/L) or ceil(N/L) times, and leaf l's k-th appearance is exactly in round k.
-* The other entities of leaf l in round r come from one combination index
-  c = (r + offset(l)) mod M, where M is the number of combinations of the other axes
-  (audiences x every recipe axis), read as a mixed-radix number whose fastest digit is
-  the audience. Consecutive appearances of a leaf therefore cycle through all A audiences
-  before any repeats (even (leaf, audience) pairs), and through all M combinations
-  before any full combination repeats: a repeat can only happen once all L*M are used.
-* offset(l) spreads leaves evenly over [0, M), so each round also balances every axis.
+* The other entities of leaf l in round r: read r as a mixed-radix number over the
+  other axes (audience fastest, then each recipe axis), and shift each digit by a
+  per-leaf offset: value_k = (digit_k(r) + offset_k(l)) mod n_k. For one leaf this maps
+  r -> combination bijectively on [0, M) (M = audiences x every axis), so consecutive
+  appearances of a leaf cycle through all A audiences before any repeats (even (leaf,
+  audience) pairs), and through all M combinations before any full combination repeats:
+  a repeat can only happen once all L*M combinations are used.
+* offset_k(l) is l's rank in a seeded shuffle, mod n_k (a separate shuffle per axis), so in
+  every round each axis' values are spread over the leaves as evenly as L allows.
 * Seeded permutations of each axis' values make different seeds differ everywhere.
 
 Nothing depends on earlier prompts: a plan can be extended, and any machine can compute
@@ -88,12 +90,14 @@ class Plan:
         self.combinations = self.L * self.M
         # Seeded value orders: digit d of axis k means value perms[k][d].
         self.value_perms = [_permutation(n, seed, 1, k) for k, n in enumerate(self.radices)]
-        # offset(l): rank of l in a seeded shuffle, mod M, so offsets cover [0, M) evenly.
-        rank = np.empty(self.L, dtype=np.int64)
-        rank[_permutation(self.L, seed, 2)] = np.arange(self.L)
-        self.offset = rank % self.M
+        # offset_k(l): rank of l in a seeded shuffle (one per axis), mod n_k.
+        self.offsets = []
+        for k, n in enumerate(self.radices):
+            rank = np.empty(self.L, dtype=np.int64)
+            rank[_permutation(self.L, seed, 2, k)] = np.arange(self.L)
+            self.offsets.append(rank % n)
         # Python-list copies for the per-prompt path: numpy scalar arithmetic costs ~10x more there.
-        self._offset = self.offset.tolist()
+        self._offsets = [o.tolist() for o in self.offsets]
         self._perms = [p.tolist() for p in self.value_perms]
         self._rounds: OrderedDict[int, list[int]] = OrderedDict()
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
@@ -125,22 +129,20 @@ class Plan:
 
     def digits(self, leaf: int | np.ndarray, r: int):
         """Per-axis digit(s) (audience first) of leaf(s) in round r."""
-        c = (r + self.offset[leaf]) % self.M
         out = []
-        for n in self.radices:
-            out.append(c % n)
-            c = c // n
+        for n, off in zip(self.radices, self.offsets):
+            r, d = divmod(r, n)  # d: this axis' digit of the round number
+            out.append((d + off[leaf]) % n)
         return out
 
     def assignment(self, i: int) -> tuple[int, list[int]]:
         """(leaf index, value index per axis with the audience first) of prompt i."""
         r, j = divmod(i, self.L)
         leaf = self.round_order(r)[j]
-        c = (r + self._offset[leaf]) % self.M  # the same arithmetic as digits(), on Python ints
         values = []
-        for n, perm in zip(self.radices, self._perms):
-            c, d = divmod(c, n)
-            values.append(perm[d])
+        for n, off, perm in zip(self.radices, self._offsets, self._perms):  # digits(), on Python ints
+            r, d = divmod(r, n)
+            values.append(perm[(d + off[leaf]) % n])
         return leaf, values
 
     def prompt(self, i: int) -> Prompt:
@@ -184,8 +186,8 @@ class Plan:
             np.add.at(pairs, (leaves, self.value_perms[0][ds[0]]), 1)
             for counts, perm, d in zip(axis_counts, self.value_perms[1:], ds[1:]):
                 np.add.at(counts, perm[d], 1)
-        # Leaf l's k-th appearance has combination (l, (k + offset) mod M): a repeat
-        # needs k >= M, i.e. round >= M, i.e. every one of the L*M combinations used.
+        # Leaf l's k-th appearance (round k) has a combination that is a bijection of k mod M:
+        # a repeat needs k >= M, i.e. every one of the L*M combinations used.
         repeated = int(np.maximum(per_leaf - self.M, 0).sum())
         out = {
             "prompts": n,

@@ -53,9 +53,11 @@ def resolve(package: str, ref: str) -> Path:
 
 
 def _norm(name: str) -> str:
-    """Sibling names equal under this are near-identical ("Loops" vs "loop", "for-loops" vs "For loops")."""
-    words = re.sub(r"[^a-z0-9+#]+", " ", name.lower()).split()
-    return " ".join(w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words)
+    """Sibling names equal under this are near-identical ("Loops" vs "loop", "for-loops" vs
+    "For loops", "The heap" vs "Heaps"). Operator symbols are kept: "a == b" differs from "a != b"."""
+    words = re.sub(r"[\s\-,.;:'\"()]+", " ", name.lower()).split()
+    words = [w for w in words if w not in ("a", "an", "the")]
+    return " ".join(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words)
 
 
 @dataclass(frozen=True)
