@@ -64,7 +64,7 @@ def sandbox_processes() -> int:
     return n
 
 
-def run(sb: Sandbox, code: str, limit: float = TIMEOUT + 1.5, **kw) -> Result:
+def run(sb: Sandbox, code: str, limit: float = TIMEOUT + 3, **kw) -> Result:
     t = time.monotonic()
     r = sb.run(code, **kw)
     assert time.monotonic() - t < limit, (code, r)
@@ -133,12 +133,12 @@ def test_worker_killed_from_outside_is_replaced(sb):
 def test_infinite_loop_times_out(sb):
     r = run(sb, "import time\nwhile True:\n    time.sleep(0.1)")
     assert (r.status, r.error) == ("timeout", "wall-clock limit 2 s")
-    assert TIMEOUT <= r.duration < TIMEOUT + 0.5
+    assert TIMEOUT <= r.duration < TIMEOUT + 1
 
 
 def test_cpu_burner_hits_cpu_limit():
     with Sandbox(workers=1, timeout=10, cpu_seconds=1, memory_mb=256, preload=()) as s:
-        r = run(s, "while True:\n    pass", limit=4)
+        r = run(s, "while True:\n    pass", limit=8)  # well before the 10 s wall clock, even on a loaded machine
     assert (r.status, r.error) == ("timeout", "CPU-time limit 1 s")
 
 
