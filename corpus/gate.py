@@ -171,7 +171,7 @@ class Extract:
 
 
 _FENCE = re.compile(r"^ {0,3}(```+|~~~+)\s*([\w+#.-]*)[^\n]*$")
-_PYTHON_TAGS = {"python", "py", "python3", "py3", "pycon"}
+_PYTHON_TAGS = {"python", "py", "python3", "py3"}  # not pycon: ">>>" sessions do not run
 # A line that starts unfenced Python: a definition, an import or a compound statement.
 _CODE_START = re.compile(r"^(?:(?:async\s+)?def\s+\w+\s*\(|class\s+\w+|import\s+\w|from\s+[\w.]+\s+import\s|@\w|(?:for|while|if|with|try)\b.*:\s*$)")
 # Lines that may continue it without indentation: calls, assignments, prints, comments.

@@ -66,7 +66,10 @@ Layers (each snippet's child process):
    and a fresh ``/proc`` that shows only the sandbox's processes. Directories on the way to the
    Python install that others may not enter (``/root`` mode 700) are covered by a tmpfs holding
    only the install, so the snippet's uid can import the standard library and nothing else there.
-   Without root, the worker tries an unprivileged user + network namespace for the network only.
+   Without root, the worker tries an unprivileged user + network namespace for the network only,
+   and finds and kills leftover processes as their subreaper (``PR_SET_CHILD_SUBREAPER``). As root
+   where namespaces are refused (a container without CAP_SYS_ADMIN), the uid layer stays, so the
+   Python install must then be readable by others.
 4. A fresh working directory (mode 700) removed afterwards, a minimal environment (``PATH``, ``HOME``
    and ``TMPDIR`` = the working dir, ``LANG``; nothing inherited), stdin = ``/dev/null``,
    stdout/stderr captured through pipes with a size cap.
