@@ -337,7 +337,7 @@ def _isolate(tmpfs_mb: int) -> list[str] | None:
         flags |= (_MS_NODEV if "nodev" in opts else 0) | (_MS_NOEXEC if "noexec" in opts else 0)
         libc.mount(None, path.encode(), None, flags, None)  # best effort: some pseudo-fs refuse
     check(
-        libc.mount(b"tmpfs", b"/tmp", b"tmpfs", _MS_NOSUID | _MS_NODEV, f"size={tmpfs_mb}m,mode=755".encode()),
+        libc.mount(b"tmpfs", b"/tmp", b"tmpfs", _MS_NOSUID | _MS_NODEV, f"size={tmpfs_mb}m,nr_inodes=16k,mode=755".encode()),
         "mount tmpfs /tmp",
     )
     return ["network namespace", "pid namespace", "mount namespace (read-only, private /tmp)"]
