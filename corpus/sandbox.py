@@ -97,8 +97,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable
 
-STATUSES = ("ok", "error", "timeout", "killed", "truncated")
-
 
 @dataclass(frozen=True)
 class Result:
