@@ -105,7 +105,7 @@ def test_humaneval_style_program(sb):
     prompt = 'def add(a, b):\n    """Return a + b."""\n'
     test = "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n"
     programs = [prompt + body + "\n" + test + "\ncheck(add)\n" for body in ("    return a + b\n", "    return a - b\n", "    while True:\n        pass\n")]
-    assert [r.outcome for r in sb.run_many(programs, timeout=1)] == ["passed", "failed: AssertionError", "timed out"]
+    assert [r.outcome for r in sb.run_many(programs, timeout=3)] == ["passed", "failed: AssertionError", "timed out"]
 
 
 def test_run_many_keeps_order(sb):
