@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import time
 import unicodedata
@@ -472,13 +473,172 @@ def dedup_tables(tables: list[pa.Table], cfg: DedupConfig, state_dir: str | os.P
         for c, t in enumerate(tables):
             for d in dd.add(c, t.column("id").to_pylist(), [x or "" for x in t.column("text").to_pylist()]):
                 decided[d.chunk] = d
-        out = [_set_column(t, "dup_of", pa.array(decided[c].dup_of, pa.string())) for c, t in enumerate(tables)]
+        out = [set_column(t, "dup_of", pa.array(decided[c].dup_of, pa.string())) for c, t in enumerate(tables)]
         return out, dd.report()
     finally:
         dd.close()
 
 
-def _set_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
+# -- files: a run's chunks, or any Parquet/JSONL with id and text ---------------------------
+_CHUNK = re.compile(r"chunk-(\d+)\.parquet")
+
+RUN_ROWS_HELP = (
+    "With --run, the documents are the rows of runs/NAME/generated/chunk-*.parquet that have "
+    "text and whose gate is 'accepted' (or null: the gate has not run on them yet); rows the "
+    "gate rejected are left as they are. Chunk files are rewritten atomically."
+)
+
+
+def run_chunks(run: Path) -> list[tuple[int, Path]]:
+    """The run's generated chunk files as (chunk number, path), in chunk order."""
+    gen = run / "generated"
+    if not run.is_dir():
+        raise ConfigError(f"{run}: no such run directory")
+    if not (run / "recipe.yaml").is_file():
+        raise ConfigError(f"{run}: not a run directory (no recipe.yaml)")
+    out = sorted((int(m.group(1)), p) for p in gen.glob("chunk-*.parquet") if (m := _CHUNK.fullmatch(p.name)))
+    if not out:
+        raise ConfigError(f"{gen}: no chunk-*.parquet files yet")
+    return out
+
+
+def run_recipe(run: Path):
+    from corpus.recipe import load_recipe
+
+    return load_recipe(str(run / "recipe.yaml"))
+
+
+def candidate_mask(table: pa.Table) -> np.ndarray:
+    """Rows a stage works on: text present and gate 'accepted' or null (gate not run)."""
+    import pyarrow.compute as pc
+
+    has_text = pc.is_valid(table.column("text"))
+    if "gate" not in table.column_names:
+        return np.asarray(has_text)
+    gate = table.column("gate")
+    ok = pc.or_kleene(pc.is_null(gate), pc.equal(gate, "accepted"))
+    return np.asarray(pc.and_(has_text, pc.fill_null(ok, True)))
+
+
+def read_rows(path: Path) -> pa.Table:
+    """A Parquet or JSONL file with ``id`` and ``text`` columns."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    if path.suffix == ".parquet":
+        table = pq.read_table(path)
+    elif path.suffix in (".jsonl", ".json"):
+        rows = []
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise ConfigError(f"{path}:{n}: not valid JSON: {e.msg}") from None
+        table = pa.Table.from_pylist(rows)
+    else:
+        raise ConfigError(f"{path}: expected a .parquet or .jsonl file")
+    missing = [c for c in ("id", "text") if c not in table.column_names]
+    if missing:
+        raise ConfigError(f"{path}: missing column(s) {', '.join(missing)} (need id and text)")
+    return table
+
+
+def write_rows(table: pa.Table, path: Path) -> None:
+    if path.suffix == ".parquet":
+        write_parquet_atomic(table, path)
+    elif path.suffix in (".jsonl", ".json"):
+        write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in table.to_pylist()))
+    else:
+        raise ConfigError(f"{path}: expected a .parquet or .jsonl output file")
+
+
+def set_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    """Replace or append column ``name`` (keeping the existing field's type in a record table)."""
     if name in table.column_names:
-        return table.set_column(table.column_names.index(name), name, values)
+        i = table.column_names.index(name)
+        return table.set_column(i, table.schema.field(i), values.cast(table.schema.field(i).type))
     return table.append_column(name, values)
+
+
+def progress(iterable, **kw):
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(iterable, disable=not sys.stderr.isatty(), **kw)
+
+
+# -- command ---------------------------------------------------------------------------------
+def cmd_dedup(args) -> int:
+    if (args.run is None) == (args.input is None) or (args.input is None) != (args.output is None):
+        raise ConfigError("give either --run runs/NAME, or --input F and --output G")
+    t0 = time.perf_counter()
+    if args.input:
+        table = read_rows(Path(args.input))
+        cfg = DedupConfig()
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as state:
+            step = args.chunk_rows
+            parts = [table.slice(i, step) for i in range(0, len(table), step)] or [table]
+            out, stats = dedup_tables(parts, cfg, state, args.workers)
+        write_rows(pa.concat_tables(out), Path(args.output))
+    else:
+        run = Path(args.run)
+        chunks = run_chunks(run)
+        cfg = run_recipe(run).dedup
+        dd = Deduplicator(run / "dedup", cfg, args.workers)
+        paths = dict(chunks)
+        try:
+            for c, path in progress(chunks, desc="dedup", unit="chunk"):
+                table = pq.read_table(path)
+                mask = candidate_mask(table)
+                rows = np.nonzero(mask)[0]
+                texts = table.column("text").to_pylist()
+                ids = table.column("id").to_pylist()
+                for d in dd.add(c, [ids[i] for i in rows], [texts[i] for i in rows]):
+                    t = table if d.chunk == c else pq.read_table(paths[d.chunk])
+                    col = [None] * len(t)
+                    for i, v in zip(np.nonzero(candidate_mask(t))[0], d.dup_of):
+                        col[i] = v
+                    if "dup_of" not in t.column_names or t.column("dup_of").to_pylist() != col:
+                        write_parquet_atomic(set_column(t, "dup_of", pa.array(col, pa.string())), paths[d.chunk])
+            stats = dd.report()
+        finally:
+            dd.close()
+        if stats["parked_chunks"]:
+            missing = sorted(set(range(max(paths) + 1)) - set(paths))
+            stats["waiting_for_chunks"] = missing
+        stats["seconds"] = round(time.perf_counter() - t0, 3)
+        write_text_atomic(run / "dedup" / "stats.json", json.dumps(stats, indent=2) + "\n")
+    stats["seconds"] = round(time.perf_counter() - t0, 3)
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    else:
+        print(f"dedup: {stats['docs_in']:,} documents in, {stats['exact_dups']:,} exact duplicates, "
+              f"{stats['near_dups']:,} near duplicates, {stats['kept']:,} kept; "
+              f"{stats['seconds']:.1f} s, peak RSS {stats['peak_rss_mb']:.0f} MB, index {stats['index_bytes'] / 1e6:.1f} MB")
+        if stats.get("parked_chunks"):
+            print(f"dedup: chunks {stats['parked_chunks']} are signed but wait for missing chunks "
+                  f"{stats['waiting_for_chunks']} (rerun once they exist)")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "dedup",
+        help="drop exact and near-duplicate documents (MinHash LSH); fills dup_of",
+        description="Exact duplicates (normalised text) then near duplicates (datasketch MinHash, LSH with the "
+        "recipe's bands x rows, verified by the Jaccard estimate). The first document in index order wins; "
+        "every later copy gets dup_of = the kept document's id (null when kept). " + RUN_ROWS_HELP + " "
+        "Signatures and verdicts are saved per chunk in runs/NAME/dedup/, so rerunning continues where it "
+        "stopped and gives the same answer as one pass; a chunk is decided once every earlier chunk exists. "
+        "Settings: the recipe's dedup section (for --input: the defaults).",
+    )
+    p.add_argument("--run", help="run directory runs/NAME")
+    p.add_argument("--input", help="a Parquet or JSONL file with id and text columns")
+    p.add_argument("--output", help="where to write --input's rows with dup_of filled (.parquet or .jsonl)")
+    p.add_argument("--workers", type=int, default=None, help="processes computing signatures (default: all cores)")
+    p.add_argument("--chunk-rows", type=int, default=8192, help="--input rows signed per batch (default 8192)")
+    p.add_argument("--json", action="store_true", help="print the stats as JSON")
+    p.set_defaults(func=cmd_dedup)
