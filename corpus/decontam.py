@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from corpus.config import ConfigError
-from corpus.dedup import set_column
+from corpus.dedup import set_column, sorted_unique
 
 
 @dataclass
@@ -223,7 +223,7 @@ class Decontaminator:
     def coverage(self, text: str) -> dict[str, dict[str, tuple[float, int]]]:
         """For every candidate task, each part's (share, count) of tokens inside n-grams the
         text shares with it (the precise measure)."""
-        doc = np.unique(np.concatenate([self._grams(text, False), self._grams(text, True)]))
+        doc = sorted_unique(np.concatenate([self._grams(text, False), self._grams(text, True)]))
         hits = doc[_member(doc, self.keys)]
         cands = sorted({t for g in hits.tolist() for t in self.index[g]})
         out = {}
