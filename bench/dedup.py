@@ -81,7 +81,7 @@ def true_jaccard(a: str, b: str) -> float:
     return len(sa & sb) / max(1, len(sa | sb))
 
 
-def best_rates(fns: dict, repeats: int = 3) -> dict[str, float]:
+def best_rates(fns: dict, repeats: int = 5) -> dict[str, float]:
     """Documents per second of each (fn, texts), best of ``repeats`` interleaved runs: the
     machine is shared, so the best run is the one least disturbed by other work, and
     interleaving exposes every path to the same disturbances."""

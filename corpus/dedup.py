@@ -126,7 +126,7 @@ def _shingles(norm: str, cfg: DedupConfig) -> np.ndarray:
     # variant (prefix-sum polynomial over the bytes of a whole batch) was no faster.
     if cfg.shingle == "words":
         words = norm.translate(_PUNCT).split()
-        values = np.array([xxhash.xxh3_64_intdigest(w.encode()) for w in words], dtype=np.uint64)
+        values = np.fromiter(map(xxhash.xxh3_64_intdigest, map(str.encode, words)), dtype=np.uint64, count=len(words))
     else:
         values = np.frombuffer(norm.encode(), dtype=np.uint8).astype(np.uint64)
     if len(values) == 0:
