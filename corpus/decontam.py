@@ -10,7 +10,8 @@ tokens (words, numbers, single punctuation marks), so whitespace and layout do n
    (``ngram`` tokens; ``code_ngram`` for the identifier-blind view).
 2. Confirmation (precise): for every part of a candidate task, the share of the part's
    tokens covered by n-grams that also occur in the document. The document is flagged when
-   some part reaches ``min_coverage``.
+   some part reaches ``min_coverage`` (``min_blind_coverage`` for the identifier-blind
+   solution) with at least ``min_tokens`` tokens.
 
 Allow-list: n-grams that occur in ``shared_tasks`` or more tasks, or inside one of the
 ``allow`` idioms, are not indexed (generic code such as ``for i in range(len(numbers)):``).
@@ -55,6 +56,10 @@ class DecontamConfig:
     min_coverage: float = 0.5
     """A document is contaminated when n-grams it shares cover at least this share of one
     part (prompt, docstring, solution or identifier-blind solution) of a task."""
+    min_blind_coverage: float = 0.8
+    """The same share for the identifier-blind solution, which is looser (generic loops look
+    alike once names are gone): on 2,000 extracts of Python's standard library the highest
+    blind coverage of any HumanEval solution was 0.69, while renamed copies reach 1.0."""
     min_tokens: int = 20
     """... and at least this many of its tokens, so a short part matched by one idiom (the
     textbook ``return fib(n - 1) + fib(n - 2)`` is half of HumanEval/55's solution) does not flag."""
@@ -77,8 +82,9 @@ class DecontamConfig:
     def validate(self):
         if self.ngram < 2 or self.code_ngram < 2:
             yield ("ngram", "ngram and code_ngram must be at least 2")
-        if not 0 < self.min_coverage <= 1:
-            yield ("min_coverage", "expected a value in (0, 1]")
+        for key in ("min_coverage", "min_blind_coverage"):
+            if not 0 < getattr(self, key) <= 1:
+                yield (key, "expected a value in (0, 1]")
         if self.min_tokens < 1:
             yield ("min_tokens", "expected a positive integer")
         if self.shared_tasks < 2:
@@ -177,6 +183,9 @@ def _ngrams(h: np.ndarray, n: int, tag: np.uint64) -> np.ndarray:
     return g
 
 
+_BLIND = "solution (identifier-blind)"
+
+
 @dataclass
 class _Part:
     name: str
@@ -201,7 +210,7 @@ class Decontaminator:
                 _Part("prompt", cfg.ngram, self._grams(t.prompt, False), None),
                 _Part("docstring", cfg.ngram, self._grams(t.docstring, False), None),
                 _Part("solution", cfg.ngram, self._grams(t.solution, False), None),
-                _Part("solution (identifier-blind)", cfg.code_ngram, self._grams(t.solution, True), None),
+                _Part(_BLIND, cfg.code_ngram, self._grams(t.solution, True), None),
             ]
             for p in parts:
                 for g in p.grams.tolist():
@@ -236,8 +245,10 @@ class Decontaminator:
     def check(self, text: str) -> list[str] | None:
         """Task ids whose problem the text contains (None when clean)."""
         cfg = self.cfg
-        flagged = [t for t, parts in self.coverage(text).items()
-                   if any(share >= cfg.min_coverage and n >= cfg.min_tokens for share, n in parts.values())]
+        def hit(part, share, n):
+            return n >= cfg.min_tokens and share >= (cfg.min_blind_coverage if part == _BLIND else cfg.min_coverage)
+
+        flagged = [t for t, parts in self.coverage(text).items() if any(hit(p, *v) for p, v in parts.items())]
         return flagged or None
 
 
