@@ -105,6 +105,11 @@ def normalise(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).lower().split())
 
 
+def exact_hashes(norms: list[str]) -> np.ndarray:
+    """64-bit hashes of normalised texts (3M documents: collision odds ~2e-7)."""
+    return np.array([xxhash.xxh3_64_intdigest(n.encode()) for n in norms], dtype=np.uint64)
+
+
 def _poly(values: np.ndarray, k: int) -> np.ndarray:
     """Hash each window of k consecutive uint64 values: sum v[i+j] * M^(k-1-j) mod 2^64."""
     h = values[: len(values) - k + 1].copy()
@@ -178,8 +183,7 @@ def signatures(texts: list[str], cfg: DedupConfig) -> Sketch:
     shingles gets the empty signature (all 2^32-1), as in datasketch."""
     a, b = permutations(cfg.num_perm, cfg.seed, cfg.scheme)
     norms = [normalise(t) for t in texts]
-    # 64-bit hash of the normalised text (3M documents: collision odds ~2e-7).
-    exact = np.array([xxhash.xxh3_64_intdigest(n.encode()) for n in norms], dtype=np.uint64)
+    exact = exact_hashes(norms)
     parts = [_shingles(n, cfg) for n in norms]
     # Distinct shingles per document, with one sort of (document << 32 | shingle) for the
     # whole batch (a per-document np.unique cost 0.15 ms/doc here).
@@ -326,7 +330,7 @@ class Deduplicator:
         self.exact = _Runs()
         self.offsets = [0]  # document numbers of chunk c: offsets[c] .. offsets[c+1]-1
         self.ids: list[pa.Array] = []
-        self.parked: dict[int, tuple[list[str], np.ndarray, np.ndarray]] = {}
+        self.parked: dict[int, tuple[list[str], Sketch]] = {}  # signed, waiting for earlier chunks
         self.stats = {"docs_in": 0, "exact_dups": 0, "near_dups": 0, "kept": 0, "signed": 0,
                       "signatures_loaded": 0, "seconds": 0.0, "sign_seconds": 0.0}
         while (self.dir / f"dec-{self.next:06d}.parquet").exists():
@@ -369,7 +373,8 @@ class Deduplicator:
 
     def _sign(self, chunk: int, texts: list[str]) -> Sketch:
         sk = self._load_sketch(chunk)
-        if sk is not None and len(sk.sig) == len(texts):
+        # Saved signatures are reused when they are of the same texts (same normalised hashes).
+        if sk is not None and np.array_equal(sk.exact, exact_hashes([normalise(t) for t in texts])):
             self.stats["signatures_loaded"] += len(texts)
             return sk
         t0 = time.perf_counter()

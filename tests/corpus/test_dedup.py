@@ -180,3 +180,13 @@ def test_cli_run_and_files(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     assert main(["dedup", "--run", str(tmp_path)]) == 2
     assert "no recipe.yaml" in capsys.readouterr().err
+
+
+def test_saved_signatures_of_other_texts_are_recomputed(tmp_path):
+    dd = Deduplicator(tmp_path, CFG)
+    dd.add(1, ["a", "b"], ["first text here", "second text here"])  # parked: chunk 0 missing
+    dd = Deduplicator(tmp_path, CFG)
+    dd.add(1, ["a", "b"], ["first text here", "another text"])
+    assert (dd.stats["signatures_loaded"], dd.stats["signed"]) == (0, 2)
+    dd.add(1, ["a", "b"], ["first text here", "another text"])
+    assert dd.stats["signatures_loaded"] == 2
