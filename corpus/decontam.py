@@ -382,7 +382,7 @@ def cmd_decontam(args) -> int:
                 table = pq.read_table(path)
                 mask = candidate_mask(table)
                 new, hits = _fill(table, mask, checker)
-                if not table.column("contaminated_by").equals(new.column("contaminated_by")):
+                if "contaminated_by" not in table.column_names or not table.column("contaminated_by").equals(new.column("contaminated_by")):
                     write_parquet_atomic(new, path)
                 st = os.stat(path)
                 write_text_atomic(marker, json.dumps({"config": want, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
