@@ -153,3 +153,19 @@ def test_cli_run_and_files(tmp_path, capsys):
     assert pq.read_table(tmp_path / "out.parquet").column("contaminated_by").to_pylist() == [None, ["HumanEval/2"], ["HumanEval/2"]]
     out, _ = decontam_table(table, DecontamConfig())
     assert out.column("contaminated_by").to_pylist() == [None, ["HumanEval/2"], ["HumanEval/2"]]
+
+
+def test_processes_give_the_same_answer_and_bad_settings_fail(tmp_path):
+    from corpus.config import ConfigError
+    from corpus.decontam import _Checker
+
+    texts = [NEGATIVES[k] for k in NEGATIVES] * 20 + [POSITIVES[k][1] for k in POSITIVES] * 4
+    one, two = _Checker(DecontamConfig(), 1), _Checker(DecontamConfig(), 2)
+    try:
+        assert two(texts) == one(texts)
+    finally:
+        two.close()
+    with pytest.raises(ConfigError, match="min_coverage"):
+        load_recipe("textbooks", {"decontam.min_coverage": 2})
+    with pytest.raises(ConfigError, match="neither a built-in benchmark"):
+        Decontaminator(DecontamConfig(benchmarks=["mbpp"]))
