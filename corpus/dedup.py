@@ -14,8 +14,8 @@ the permutations to a whole chunk at once with numpy instead of one ``update_bat
 document; ``datasketch_signature`` computes the same thing through datasketch itself, and
 the tests check the two agree bit for bit.
 
-The LSH index is not datasketch's ``MinHashLSH`` (about 6 KB per key at 16 bands here, so
-18 GB for 3M documents) but sorted numpy runs of (64-bit band key, uint32 document
+The LSH index is not datasketch's ``MinHashLSH`` (6.3 KB per document at 20 bands here, so
+19 GB for 3M documents: bench/dedup.py) but sorted numpy runs of (64-bit band key, uint32 document
 number), merged like a binary counter: 12 bytes per band per kept document. Candidates'
 shingle sets are read back from the per-chunk files (``shingles-XXXXXX.npy``) when needed,
 so neither they nor the signatures live in memory.
@@ -396,7 +396,7 @@ class Deduplicator:
         self.stats["sign_seconds"] += time.perf_counter() - t0
         self.stats["signed"] += len(texts)
         for kind in reversed(_FILES):  # the signature last: it marks the chunk as signed
-            _save_npy(self._path(kind, chunk), getattr(sk, _FILES[kind]))
+            _save_npy(self._path(kind, chunk), getattr(sk, kind))
         return sk
 
     def add(self, chunk: int, ids: list[str], texts: list[str]) -> list[Decisions]:
@@ -511,7 +511,7 @@ class Deduplicator:
 
 
 # Per-chunk files of a sketch (file kind -> Sketch field).
-_FILES = {"sig": "sig", "exact": "exact", "shingles": "shingles", "offsets": "offsets"}
+_FILES = ("sig", "exact", "shingles", "offsets")  # = the Sketch fields, in order
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
