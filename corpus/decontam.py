@@ -165,11 +165,12 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(unicodedata.normalize("NFKC", text).lower())
 
 
-def _token_hashes(toks: list[str], blind: bool) -> np.ndarray:
-    if blind:
-        return np.array([_PLACEHOLDER if _NAME.fullmatch(t) and t not in _KEEP else xxhash.xxh3_64_intdigest(t.encode())
-                         for t in toks], dtype=np.uint64)
-    return np.array([xxhash.xxh3_64_intdigest(t.encode()) for t in toks], dtype=np.uint64)
+def _token_hashes(toks: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Token hashes as written and identifier-blind (computed once per distinct token)."""
+    plain = {t: xxhash.xxh3_64_intdigest(t.encode()) for t in set(toks)}
+    blind = {t: _PLACEHOLDER if _NAME.match(t) and t not in _KEEP else h for t, h in plain.items()}
+    return (np.fromiter(map(plain.__getitem__, toks), dtype=np.uint64, count=len(toks)),
+            np.fromiter(map(blind.__getitem__, toks), dtype=np.uint64, count=len(toks)))
 
 
 def _ngrams(h: np.ndarray, n: int, tag: np.uint64) -> np.ndarray:
@@ -202,15 +203,16 @@ class Decontaminator:
         self.tasks = load_tasks(cfg.benchmarks)
         allowed = set()
         for idiom in cfg.allow:
-            allowed |= set(self._grams(idiom, False).tolist()) | set(self._grams(idiom, True).tolist())
+            allowed |= {g for view in self._views(idiom) for g in view.tolist()}
         self.parts: list[list[_Part]] = []
         owners: dict[int, set[int]] = {}
         for t_idx, t in enumerate(self.tasks):
+            solution, solution_blind = self._views(t.solution)
             parts = [
-                _Part("prompt", cfg.ngram, self._grams(t.prompt, False), None),
-                _Part("docstring", cfg.ngram, self._grams(t.docstring, False), None),
-                _Part("solution", cfg.ngram, self._grams(t.solution, False), None),
-                _Part(_BLIND, cfg.code_ngram, self._grams(t.solution, True), None),
+                _Part("prompt", cfg.ngram, self._views(t.prompt)[0], None),
+                _Part("docstring", cfg.ngram, self._views(t.docstring)[0], None),
+                _Part("solution", cfg.ngram, solution, None),
+                _Part(_BLIND, cfg.code_ngram, solution_blind, None),
             ]
             for p in parts:
                 for g in p.grams.tolist():
@@ -225,14 +227,15 @@ class Decontaminator:
             for p in parts:
                 p.indexed = _member(p.grams, self.keys)
 
-    def _grams(self, text: str, blind: bool) -> np.ndarray:
-        n = self.cfg.code_ngram if blind else self.cfg.ngram
-        return _ngrams(_token_hashes(tokens(text), blind), n, _CODE if blind else _TEXT)
+    def _views(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The text's n-gram hashes as written and identifier-blind."""
+        plain, blind = _token_hashes(tokens(text))
+        return _ngrams(plain, self.cfg.ngram, _TEXT), _ngrams(blind, self.cfg.code_ngram, _CODE)
 
     def coverage(self, text: str) -> dict[str, dict[str, tuple[float, int]]]:
         """For every candidate task, each part's (share, count) of tokens inside n-grams the
         text shares with it (the precise measure)."""
-        doc = sorted_unique(np.concatenate([self._grams(text, False), self._grams(text, True)]))
+        doc = sorted_unique(np.concatenate(self._views(text)))
         hits = doc[_member(doc, self.keys)]
         cands = sorted({t for g in hits.tolist() for t in self.index[g]})
         out = {}
