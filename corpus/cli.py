@@ -16,6 +16,8 @@ from corpus.config import ConfigError
 COMMAND_MODULES: list[str] = [
     "corpus.smoke",
     "corpus.gate",
+    "corpus.dedup",
+    "corpus.decontam",
 ]
 
 

