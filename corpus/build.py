@@ -211,8 +211,9 @@ def build(
             # sandbox timeout under load must not change an already-decided corpus).
             if fresh or table.column("gate").null_count:
                 t0 = time.perf_counter()
-                if sandbox is None:
-                    sandbox = Sandbox(workers=os.cpu_count() or 1, **recipe.gate.sandbox_kwargs())
+                runs_code = {"snippet_error", "snippet_timeout"} - set(recipe.gate.skip)
+                if sandbox is None and runs_code:  # one warm pool for the whole build
+                    sandbox = Sandbox(workers=os.cpu_count() or 1, timeout=recipe.gate.timeout, memory_mb=recipe.gate.memory_mb)
                 table, _ = apply_gate(table, recipe.gate, sandbox)
                 write_parquet_atomic(table, path)
                 tally.seconds["gate"] += time.perf_counter() - t0
@@ -274,7 +275,7 @@ def _account(table, c, tally: Tally, dedup, decontam, writer: CorpusWriter, targ
             tally.near_dups += why == "near"
     contaminated: list = [None] * table.num_rows
     unique = [i for i in accepted if dup_of[i] is None]
-    for i, hit in zip(unique, decontam.check_many([texts[i] for i in unique])):
+    for i, hit in zip(unique, (decontam.check(texts[i]) for i in unique)):
         if hit:
             contaminated[i] = hit
             tally.contaminated += 1
