@@ -18,6 +18,7 @@ COMMAND_MODULES: list[str] = [
     "corpus.gate",
     "corpus.dedup",
     "corpus.decontam",
+    "corpus.generate",
 ]
 
 
