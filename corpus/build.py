@@ -54,8 +54,10 @@ class Tally:
     near_dups: int = 0
     contaminated: int = 0
     contaminated_ids: dict = field(default_factory=dict)
-    kept_docs: int = 0
+    kept_docs: int = 0  # in the corpus (up to the budget)
     kept_tokens: int = 0
+    clean_docs: int = 0  # passed gate, dedup and decontamination (the yield, budget aside)
+    clean_tokens: int = 0
     accepted_tokens: int = 0
     failed_requests: int = 0
     completion_tokens: int = 0
@@ -65,18 +67,19 @@ class Tally:
 
     @property
     def acceptance(self) -> float:
-        return self.kept_docs / self.prompts if self.prompts else 0.0
+        """Share of prompts whose extract survives gate, dedup and decontamination."""
+        return self.clean_docs / self.prompts if self.prompts else 0.0
 
     def needed_prompts(self, target: int) -> float:
-        """Prompts still needed at the measured yield (kept tokens per prompt)."""
+        """Prompts still needed at the measured yield (clean tokens per prompt)."""
         if self.kept_tokens >= target:
             return 0.0
-        rate = self.kept_tokens / self.prompts if self.prompts else 0.0
+        rate = self.clean_tokens / self.prompts if self.prompts else 0.0
         return math.inf if rate == 0 else (target - self.kept_tokens) / rate
 
     def diagnosis(self, target: int) -> str:
         lines = [
-            f"after {self.prompts:,} prompts: {self.kept_docs:,} kept ({self.acceptance:.1%}), "
+            f"after {self.prompts:,} prompts: {self.clean_docs:,} kept ({self.acceptance:.1%}), "
             f"{self.kept_tokens:,} of {target:,} tokens",
             "top rejection reasons:",
         ]
@@ -287,12 +290,14 @@ def _account(table, c, tally: Tally, dedup, decontam, writer: CorpusWriter, targ
     keep, reached = [], None
     for i in unique:
         if contaminated[i] is None:
-            keep.append(i)
-            tally.kept_docs += 1
-            tally.kept_tokens += n_tokens[i] or 0
-            if tally.kept_tokens >= target:
-                reached = ids[i]
-                break
+            tally.clean_docs += 1
+            tally.clean_tokens += n_tokens[i] or 0
+            if reached is None:
+                keep.append(i)
+                tally.kept_docs += 1
+                tally.kept_tokens += n_tokens[i] or 0
+                if tally.kept_tokens >= target:
+                    reached = ids[i]
     kept = table.take(keep)
     for col in ["topic", "audience", *table.column_names[table.schema.get_field_index("audience") + 1 : table.schema.get_field_index("prompt")]]:
         tally.kept_labels.setdefault(col, Counter()).update(kept.column(col).to_pylist())
@@ -330,6 +335,7 @@ def _stats(recipe, plan, run: Path, tokens: int, tally: Tally, last_id, engine) 
             "exact_dups": tally.exact_dups,
             "near_dups": tally.near_dups,
             "contaminated": tally.contaminated,
+            "clean": tally.clean_docs,
             "kept": tally.kept_docs,
         },
         "rejections": {k: v for k, v in tally.gate.most_common() if k != "accepted"},
@@ -382,7 +388,7 @@ class Display:
         rejected = ", ".join(f"{k} {v:,}" for k, v in t.gate.most_common(4) if k != "accepted")
         need = t.needed_prompts(self.target)
         msg = (
-            f"chunk {c}: {t.kept_docs:,} docs kept of {t.prompts:,} prompts ({t.acceptance:.0%}); "
+            f"chunk {c}: {t.clean_docs:,} docs kept of {t.prompts:,} prompts ({t.acceptance:.0%}); "
             f"dups {t.exact_dups + t.near_dups:,}; contaminated {t.contaminated:,}; "
             f"rejected: {rejected or 'none'}; {t.prompts / dt:.1f} prompts/s; "
             + ("done" if done else f"~{need:,.0f} more prompts needed" if need != math.inf else "no tokens kept yet")
@@ -413,8 +419,15 @@ def _finish(stats: dict) -> None:
 
 def cmd_build(args) -> int:
     from corpus.cli import recipe_from_args
+    from corpus.recipe import load_recipe
 
-    recipe = recipe_from_args(args)
+    if args.command == "build":
+        recipe = recipe_from_args(args)
+    else:  # finalize works on what the run's generation tasks froze
+        frozen = Path(args.out) / "recipe.yaml"
+        if not frozen.is_file():
+            raise ConfigError(f"{frozen}: no such file (finalize needs a run made by corpus generate or corpus build)")
+        recipe = load_recipe(str(frozen))
     if "smoke" in (recipe.engine.model or "") or recipe.name == "smoke":
         print("note: the smoke model writes random noise, so the smoke recipe turns off the gate checks noise "
               "cannot pass; this run tests the machinery, not the data", file=sys.stderr)
@@ -539,7 +552,8 @@ def register(sub) -> None:
         p.add_argument("--out", "--run", dest="out", required=True, help="run directory, e.g. runs/NAME")
         p.add_argument("--max-prompts", type=int, help="stop with a diagnosis when the measured yield needs more "
                        "prompts than this (default: 10x the plan's estimate for the budget)")
-        engine_args(p)
+        if name == "build":
+            engine_args(p)
         p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("stats", help="a run's counts, rates and timings", description="Print a run's report (or stats.json with --json).")

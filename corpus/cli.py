@@ -19,6 +19,7 @@ COMMAND_MODULES: list[str] = [
     "corpus.dedup",
     "corpus.decontam",
     "corpus.generate",
+    "corpus.build",
 ]
 
 
@@ -48,6 +49,42 @@ def _range(value: str) -> tuple[int, int]:
 def _recipe_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default="textbooks", help="built-in recipe name or path to a recipe YAML (default: textbooks)")
     p.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
+
+
+def _override(value: str) -> tuple[str, object]:
+    import yaml
+
+    key, sep, raw = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"invalid override {value!r}: expected KEY=VALUE, e.g. engine.max_num_seqs=256")
+    return key.strip(), yaml.safe_load(raw)
+
+
+def engine_args(p: argparse.ArgumentParser) -> None:
+    """The recipe and teacher-model flags shared by generate and build."""
+    _recipe_arg(p)
+    p.add_argument("--model", help="teacher model: hub id or local directory (vllm), served model name (openai)")
+    p.add_argument("--engine", choices=["vllm", "openai"], help="vllm: in process (default); openai: an OpenAI-compatible server")
+    p.add_argument("--base-url", help="openai engine: server URL up to /v1 (default http://127.0.0.1:8000/v1)")
+    p.add_argument(
+        "--set",
+        type=_override,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any recipe key (YAML value), repeatable: --set engine.max_num_seqs=256 --set chunk_size=512",
+    )
+
+
+def recipe_from_args(args):
+    """The recipe named by --recipe with --seed, --model, --engine, --base-url and --set applied."""
+    from corpus.recipe import load_recipe
+
+    overrides = dict(args.set)
+    for key, value in (("seed", args.seed), ("engine.model", args.model), ("engine.name", args.engine), ("engine.base_url", args.base_url)):
+        if value is not None:
+            overrides[key] = value
+    return load_recipe(args.recipe, overrides)
 
 
 def load_recipe_from_args(args):
