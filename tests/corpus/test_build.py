@@ -22,7 +22,7 @@ SMALL = {"chunk_size": 16, "sampling.max_tokens": 48}
 
 
 def _corpus(run: Path):
-    t = pq.read_table(run / "corpus")
+    t = pq.read_table(sorted((run / "corpus").glob("part-*.parquet")))
     return t.column("id").to_pylist(), t.column("text").to_pylist(), t.column("n_tokens").to_pylist()
 
 
@@ -35,7 +35,7 @@ def test_build_stops_at_the_first_record_reaching_the_budget(vllm_engine, smoke_
     assert stats["complete"] and stats["last_id"] == ids[-1] and stats["tokens"]["corpus"] == sum(n)
     idx = [int(i.rsplit("-", 1)[1]) for i in ids]
     assert idx == sorted(idx) and all(i.startswith(recipe.hash) for i in ids)
-    table = pq.read_table(run / "corpus")
+    table = pq.read_table(sorted((run / "corpus").glob("part-*.parquet")))
     for col in ["topic", "audience", *recipe.axes, "model", "seed", "prompt"]:
         assert table.column(col).null_count == 0, col
     assert set(table.column("gate").to_pylist()) == {"accepted"}
