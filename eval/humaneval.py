@@ -90,6 +90,22 @@ def jsonl(rows: Iterable[dict]) -> str:
     return "".join(json.dumps(r) + "\n" for r in rows)
 
 
+def generate_engine(engine, prompts: list[str], seeds: list[int], *, max_new_tokens: int, temperature: float, top_p: float) -> list[str]:
+    """Completions for raw prompts from a project Engine (corpus.engines; vLLM for HumanEval):
+    one batch of every request, each with its own seed, the stops applied by the engine."""
+    from corpus.engines import Request
+
+    requests = [
+        Request(prompt=p, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=s, stop=STOPS)
+        for p, s in zip(prompts, seeds)
+    ]
+    out = engine.generate(requests)
+    failed = [c.error for c in out if c.text is None]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(out)} generation requests failed, first: {failed[0]}")
+    return [c.text for c in out]
+
+
 def generate_transformers(
     model_dir: str,
     prompts: list[str],
