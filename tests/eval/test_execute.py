@@ -56,23 +56,23 @@ def test_score_gives_human_evals_verdicts_on_its_example_samples(tmp_path, capsy
 def test_hostile_samples_are_timeouts_or_failures_and_do_not_harm_the_run():
     problems = load_problems(1)  # HumanEval/0
     good = problems["HumanEval/0"]["canonical_solution"]
-    completions = [
-        "    while True:\n        pass\n",  # loops forever
-        "    import os, signal\n    os.kill(os.getpid(), signal.SIGKILL)\n",  # kills its process
-        "    import os\n    os._exit(0)\n",  # exits 'successfully' before the tests run
-        "    import sys\n    sys.exit(0)\n",
-        "    import time\n    time.sleep(30)\n",
-        good,
-    ]
-    samples = [{"task_id": "HumanEval/0", "completion": c} for c in completions]
+    hostile = {
+        "    while True:\n        pass\n": "timed out",  # loops forever
+        "    import time\n    time.sleep(30)\n": "timed out",
+        "    import os, signal\n    os.kill(os.getpid(), signal.SIGKILL)\n": "failed",  # kills its process
+        "    import os\n    os.kill(os.getppid(), 9)\n": "failed",  # tries to kill the executor
+        "    import os\n    os._exit(0)\n": "failed",  # exits 'successfully' before the asserts
+        "    import sys\n    sys.exit(0)\n": "failed",
+        "    x = 'a' * (1 << 34)\n": "failed",  # 16 GB
+    }
+    samples = [{"task_id": "HumanEval/0", "completion": c} for c in [*hostile, good, '    print("x" * 100)\n' + good]]
     t0 = time.perf_counter()
     results = check_samples(problems, samples, timeout=1.0, workers=2)
     elapsed = time.perf_counter() - t0
-    cats = [_category(r) for r in results]
-    assert cats[0] == "timed out" and cats[4] == "timed out"
-    assert cats[1:4] != ["passed"] * 3 and "passed" not in cats[1:4]
-    assert cats[5] == "passed"
-    assert elapsed < 15, f"hostile samples held the run for {elapsed:.1f} s"
+    assert [_category(r) for r in results] == [*hostile.values(), "passed", "passed"]
+    assert all(r["result"].startswith("failed: ") for r in results if _category(r) == "failed")
+    # The two 1 s timeouts run in parallel; nothing else may hold the run up.
+    assert elapsed < 10, f"hostile samples held the run for {elapsed:.1f} s"
 
 
 def test_score_rejects_bad_input_with_a_clear_error(tmp_path, capsys):
