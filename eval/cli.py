@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -160,8 +159,11 @@ def cmd_score(args) -> int:
     if args.problems:
         try:
             problems = {p["task_id"]: p for p in read_jsonl(args.problems)}
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"--problems {args.problems}: {e}") from None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"--problems {args.problems}: not a HumanEval-format problem file ({e})") from None
+        for t, p in problems.items():
+            if not all(isinstance(p.get(k), str) for k in ("prompt", "test", "entry_point")):
+                raise ConfigError(f"--problems {args.problems}: problem {t} lacks a prompt, test or entry_point string")
     else:
         problems = load_problems()
     samples, _ = _execute(problems, read_samples(args.samples, problems), args)

@@ -139,11 +139,15 @@ def compare(a: dict, b: dict, z: float = 1.96) -> dict:
                     "exceeds_noise": abs(diff) > z * se,
                 }
             )
-    return {"a": a["settings"]["model"], "b": b["settings"]["model"], "problems": len(common), "rows": rows}
+    sa, sb = a["settings"], b["settings"]
+    differ = {k: [sa.get(k), sb.get(k)] for k in {**sa, **sb} if k != "model" and sa.get(k) != sb.get(k)}
+    return {"a": sa["model"], "b": sb["model"], "problems": len(common), "rows": rows, "settings_differ": differ}
 
 
 def compare_text(c: dict) -> str:
-    lines = [f"A: {c['a']}", f"B: {c['b']}", f"{c['problems']} problems in common; SE is paired over problems.", ""]
+    lines = [f"A: {c['a']}", f"B: {c['b']}", f"{c['problems']} problems in common; SE is paired over problems."]
+    lines += [f"setting {k} differs: A {json.dumps(va)}, B {json.dumps(vb)}" for k, (va, vb) in sorted(c["settings_differ"].items())]
+    lines.append("")
     lines.append(f"{'metric':<9} {'A':>8} {'B':>8} {'A-B':>8} {'SE':>7} {'z':>6}  verdict")
     for r in c["rows"]:
         verdict = "exceeds noise (95%)" if r["exceeds_noise"] else "within noise"

@@ -84,3 +84,7 @@ def test_score_rejects_bad_input_with_a_clear_error(tmp_path, capsys):
     assert main(["eval", "score", "--samples", str(bad)]) == 2
     assert "bad.jsonl:1: not JSON" in capsys.readouterr().err
     assert main(["eval", "score", "--samples", str(tmp_path / "nope.jsonl")]) == 2
+    probs = tmp_path / "problems.jsonl"
+    probs.write_text('{"task_id": "x/0", "prompt": "def f():\\n"}\n')
+    assert main(["eval", "score", "--samples", str(DATA / "example_samples.jsonl"), "--problems", str(probs)]) == 2
+    assert "x/0 lacks a prompt, test or entry_point" in capsys.readouterr().err

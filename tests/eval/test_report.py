@@ -22,6 +22,7 @@ def test_compare_uses_the_paired_standard_error(tmp_path, capsys):
     # mean 0.25, sample std 0.2887, paired SE 0.1443, z = 1.73 < 1.96: within the noise.
     a = _report("A", {"t0": (2, 2), "t1": (2, 2), "t2": (2, 1), "t3": (2, 0)})
     b = _report("B", {"t0": (2, 1), "t1": (2, 1), "t2": (2, 1), "t3": (2, 0)})
+    b["settings"]["temperature"] = 0.8
     c = rep.compare(a, b)
     (row,) = c["rows"]
     assert (row["metric"], row["a"], row["b"]) == ("pass@1", 0.625, 0.375)
@@ -35,6 +36,7 @@ def test_compare_uses_the_paired_standard_error(tmp_path, capsys):
     assert main(["eval", "compare", str(tmp_path / "a"), str(tmp_path / "b" / "report.json")]) == 0
     out = capsys.readouterr().out
     assert "+25.00%" in out and "within noise" in out
+    assert "setting temperature differs: A null, B 0.8" in out
     assert main(["eval", "compare", str(tmp_path / "a"), str(tmp_path / "missing")]) == 2
 
 
