@@ -16,6 +16,7 @@ from corpus.config import ConfigError
 COMMAND_MODULES: list[str] = [
     "corpus.smoke",
     "eval.cli",
+    "corpus.generate",
 ]
 
 
