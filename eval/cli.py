@@ -54,7 +54,9 @@ def _generate(problems: dict, args, engine=None) -> tuple[list[dict], str]:
                              gpu_memory_utilization=args.gpu_memory_utilization, enforce_eager=args.enforce_eager)
             )
         print(f"generating {len(prompts)} completions with vLLM in one batch", file=sys.stderr)
-        texts, dtype = generate_engine(engine, prompts, seeds, **common), args.dtype
+        texts = generate_engine(engine, prompts, seeds, **common)
+        model_config = getattr(getattr(engine, "llm", None), "model_config", None)  # vLLM's LLM: the dtype it chose
+        dtype = str(model_config.dtype).removeprefix("torch.") if model_config else args.dtype
     return [{"task_id": t, "completion": trim(x)} for (t, _), x in zip(keys, texts)], dtype
 
 
