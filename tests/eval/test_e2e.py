@@ -50,20 +50,20 @@ def test_humaneval_rejects_bad_settings(smoke_model, tmp_path, capsys):
     assert "not a Hugging Face model directory" in capsys.readouterr().err
 
 
-def test_vllm_end_to_end_through_the_project_engine(smoke_model, vllm_engine, tmp_path):
+def test_vllm_end_to_end_through_the_project_engine(smoke_model, vllm_engine, vllm_engine_config, tmp_path):
     from corpus.cli import build_parser
     from eval.cli import cmd_humaneval
 
     out = tmp_path / "run"
-    args = build_parser().parse_args(
-        ["eval", "humaneval", "--model", str(smoke_model), "--engine", "vllm", "--dtype", "float32", "--n", "2",
-         "--temperature", "0.8", "--limit", "3", "--max-new-tokens", "24", "--out", str(out)]
-    )
-    assert cmd_humaneval(args, engine=vllm_engine) == 0
+    argv = ["eval", "humaneval", "--model", str(smoke_model), "--engine", "vllm", "--n", "2", "--temperature", "0.8",
+            "--limit", "3", "--max-new-tokens", "24", "--out", str(out),
+            # The fixture's settings: corpus.engines reuses its vLLM instance instead of starting another.
+            "--dtype", vllm_engine_config.dtype, "--enforce-eager", "--gpu-memory-utilization", str(vllm_engine_config.gpu_memory_utilization)]
+    assert main(argv) == 0
     first = _check_run(out, "vllm")
     assert json.loads((out / "report.json").read_text())["settings"]["resolved_dtype"] == "float32"
-    # Per-sample seeds: a fresh run gives the same completions, and a longer one (more
-    # problems) the same completions for the problems both hold.
+    # Per-sample seeds: a run over more problems gives the same completions for the problems both hold.
+    args = build_parser().parse_args(argv)
     args.out, args.limit = str(tmp_path / "more"), 4
     assert cmd_humaneval(args, engine=vllm_engine) == 0
     more = [json.loads(line) for line in (tmp_path / "more" / "samples.jsonl").read_text().splitlines()]
