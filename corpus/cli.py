@@ -17,6 +17,7 @@ COMMAND_MODULES: list[str] = [
     "corpus.smoke",
     "eval.cli",
     "corpus.generate",
+    "corpus.gate",
 ]
 
 

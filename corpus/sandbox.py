@@ -52,7 +52,10 @@ it is retired and a new one takes its place.
 
 Layers (each snippet's child process):
 
-1. rlimits: CPU time, address space, file size, open files, no core files, processes (RLIMIT_NPROC).
+1. rlimits: CPU time, address space, file size, open files, no core files, processes (RLIMIT_NPROC;
+   it counts threads too). A snippet's memory is at most ``max_processes x memory_mb``; its
+   processes have ``oom_score_adj`` 1000, so if that is more than the host has, the kernel's OOM
+   killer takes them first.
 2. Its own unprivileged uid (root only): ``100000 + worker pid``, so RLIMIT_NPROC (not enforced for
    root) caps the snippet's processes, it cannot signal or ptrace other processes, and it cannot
    write anything it does not own. ``PR_SET_NO_NEW_PRIVS`` stops setuid binaries from regaining root.
@@ -63,7 +66,10 @@ Layers (each snippet's child process):
    and a fresh ``/proc`` that shows only the sandbox's processes. Directories on the way to the
    Python install that others may not enter (``/root`` mode 700) are covered by a tmpfs holding
    only the install, so the snippet's uid can import the standard library and nothing else there.
-   Without root, the worker tries an unprivileged user + network namespace for the network only.
+   Without root, the worker tries an unprivileged user + network namespace for the network only,
+   and finds and kills leftover processes as their subreaper (``PR_SET_CHILD_SUBREAPER``). As root
+   where namespaces are refused (a container without CAP_SYS_ADMIN), the uid layer stays, so the
+   Python install must then be readable by others.
 4. A fresh working directory (mode 700) removed afterwards, a minimal environment (``PATH``, ``HOME``
    and ``TMPDIR`` = the working dir, ``LANG``; nothing inherited), stdin = ``/dev/null``,
    stdout/stderr captured through pipes with a size cap.
@@ -90,8 +96,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable
-
-STATUSES = ("ok", "error", "timeout", "killed", "truncated")
 
 
 @dataclass(frozen=True)
@@ -149,10 +153,14 @@ class Sandbox:
         self._closed = False
         self.layers: list[str] = []
         started = [self._spawn() for _ in range(workers)]
-        for w in started:
-            w.handshake()
-            self.layers = w.layers
-            self._idle.put(w)
+        try:
+            for w in started:
+                w.handshake()
+                self.layers = w.layers
+                self._idle.put(w)
+        except BaseException:
+            self.close()
+            raise
         self.workers = workers
 
     def _spawn(self) -> _Worker:
@@ -286,7 +294,7 @@ class _Worker:
 _CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWPID, _CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REMOUNT, _MS_BIND = 1, 2, 4, 8, 32, 4096
 _MS_REC, _MS_PRIVATE = 16384, 1 << 18
-_PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS = 1, 38
+_PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER, _PR_SET_NO_NEW_PRIVS = 1, 36, 38
 
 
 def _libc():
@@ -327,7 +335,7 @@ def _isolate(tmpfs_mb: int) -> list[str] | None:
         flags |= (_MS_NODEV if "nodev" in opts else 0) | (_MS_NOEXEC if "noexec" in opts else 0)
         libc.mount(None, path.encode(), None, flags, None)  # best effort: some pseudo-fs refuse
     check(
-        libc.mount(b"tmpfs", b"/tmp", b"tmpfs", _MS_NOSUID | _MS_NODEV, f"size={tmpfs_mb}m,mode=755".encode()),
+        libc.mount(b"tmpfs", b"/tmp", b"tmpfs", _MS_NOSUID | _MS_NODEV, f"size={tmpfs_mb}m,nr_inodes=16k,mode=755".encode()),
         "mount tmpfs /tmp",
     )
     return ["network namespace", "pid namespace", "mount namespace (read-only, private /tmp)"]
@@ -369,8 +377,14 @@ def _worker_main(config: dict) -> None:
     if os.geteuid() == 0:
         uid = 100000 + os.getpid()  # this worker's pid in the host: unique while it lives
         layers.append("unprivileged uid")
-    root = namespaces is not None
-    if root:
+    pidns = namespaces is not None
+    if not pidns:
+        # Orphans of the snippet (daemons) become this worker's children, so it can find and
+        # kill them all after each snippet.
+        libc, check = _libc()
+        check(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl")
+        layers.append("subreaper cleanup")
+    else:
         layers += namespaces
         # The PID namespace holds this worker's children: fork its init (pid 1) and wait.
         pid = os.fork()
@@ -390,7 +404,7 @@ def _worker_main(config: dict) -> None:
     inp = os.fdopen(0, "rb")
     for n, line in enumerate(inp):
         req = json.loads(line)
-        _send(_run_one(req["code"], float(req["timeout"]), config, uid, root, n))
+        _send(_run_one(req["code"], float(req["timeout"]), config, uid, pidns, n))
     os._exit(0)
 
 
@@ -400,12 +414,12 @@ def _send(msg: dict) -> None:
         data = data[os.write(1, data) :]
 
 
-def _run_one(code: str, timeout: float, config: dict, uid: int | None, root: bool, n: int) -> dict:
+def _run_one(code: str, timeout: float, config: dict, uid: int | None, pidns: bool, n: int) -> dict:
     import shutil
     import tempfile
 
-    workdir = f"/tmp/s{n}" if root else tempfile.mkdtemp(prefix="sandbox-")
-    if root:
+    workdir = f"/tmp/s{n}" if pidns else tempfile.mkdtemp(prefix="sandbox-")
+    if pidns:
         os.mkdir(workdir, 0o700)
     if uid is not None:
         os.chown(workdir, uid, uid)
@@ -423,7 +437,7 @@ def _run_one(code: str, timeout: float, config: dict, uid: int | None, root: boo
     for _, w in pipes:
         os.close(w)
     try:
-        out = _collect(pid, [r for r, _ in pipes], start + timeout, config["max_output"], root)
+        out = _collect(pid, [r for r, _ in pipes], start + timeout, config["max_output"], pidns)
     finally:
         for r, _ in pipes:
             os.close(r)
@@ -449,7 +463,7 @@ def _run_one(code: str, timeout: float, config: dict, uid: int | None, root: boo
     return {"status": verdict, "stdout": stdout, "stderr": stderr, "error": error, "duration": round(time.monotonic() - start, 4)}
 
 
-def _collect(pid: int, fds: list[int], deadline: float, cap: int, root: bool):
+def _collect(pid: int, fds: list[int], deadline: float, cap: int, pidns: bool):
     """Read the child's pipes until it exits, the deadline passes or the output cap is hit."""
     data = [b"", b"", b""]
     over = late = False
@@ -477,23 +491,15 @@ def _collect(pid: int, fds: list[int], deadline: float, cap: int, root: bool):
                 over = True
         if over:
             break
-    # Kill the whole group (and, in the PID namespace, everything else: only this snippet's
-    # processes live there), then reap everything.
-    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: root and os.kill(-1, signal.SIGKILL)):
-        try:
-            kill()
-        except (ProcessLookupError, PermissionError):
-            pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
     _, status, usage = os.wait4(pid, 0)
-    if root:
-        while True:
-            try:
-                os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
+    _kill_leftovers(pidns)
     sel.unregister(pidfd)
     os.close(pidfd)
-    # Drain what is left in the pipes; writers outside the PID namespace (non-root) get 0.5 s.
+    # Drain what is left in the pipes (every writer is dead by now; 0.5 s at most, to be safe).
     end = time.monotonic() + 0.5
     while sel.get_map() and time.monotonic() < end:
         for key, _ in sel.select(max(0.0, end - time.monotonic())):
@@ -507,6 +513,48 @@ def _collect(pid: int, fds: list[int], deadline: float, cap: int, root: bool):
         over = True
     data = [d[:cap] for d in data]
     return status, usage, data, over, late
+
+
+def _kill_leftovers(pidns: bool) -> None:
+    """Kill every process the snippet left behind and reap them all."""
+    if pidns:  # only the snippet's processes share this worker's PID namespace
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        while True:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                return
+    # Subreaper: every leftover is a descendant of this worker. Kill them until none is left
+    # (a process may fork between the scan and the kill, hence the loop).
+    for _ in range(500):
+        parent = {}
+        for p in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    parent[int(p)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+        mine, frontier = set(), {os.getpid()}
+        while frontier:
+            frontier = {c for c, pp in parent.items() if pp in frontier} - mine
+            mine |= frontier
+        if not mine:
+            return
+        for p in mine:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+        time.sleep(0.002)
 
 
 def _child(code: str, config: dict, timeout: float, uid: int | None, workdir: str, fds: list[int]) -> None:
@@ -535,6 +583,10 @@ def _child(code: str, config: dict, timeout: float, uid: int | None, workdir: st
     for res, value in limits.items():
         # CPU: SIGXCPU at the soft limit, SIGKILL one second later if it is caught.
         resource.setrlimit(res, (value, value + 1 if res == resource.RLIMIT_CPU else value))
+    # If memory runs short anyway (max_processes x memory_mb at worst), the kernel's OOM killer
+    # takes the snippet's processes first (they inherit this), not the host's.
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write("1000")
     libc, check = _libc()
     protected = {-1, os.getppid(), os.getpid()}
     if uid is not None:

@@ -1,0 +1,222 @@
+"""The quality gate on hand-written extracts: every check accepts a good one and rejects a bad
+one with its exact reason; snippets run in the real sandbox; the CLI rewrites a run in place."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from corpus.cli import main
+from corpus.config import ConfigError, build, load_yaml
+from corpus.gate import CHECKS, GateConfig, apply_gate, check_text, parse
+from corpus.recipe import load_recipe
+from corpus.records import record_schema
+from corpus.sandbox import Sandbox
+
+OVERVIEW = (
+    "Recursion solves a problem by solving smaller copies of the same problem. A recursive function "
+    "calls itself with a smaller input until it reaches a base case that it can answer directly. The base "
+    "case stops the chain of calls; without it the function would call itself forever and Python would "
+    "raise a RecursionError once the interpreter's stack limit is reached.\n\n"
+    "Consider the factorial of a number n, the product of all positive integers up to n. We define it as "
+    "n times the factorial of n minus one, with the factorial of zero equal to one.\n"
+)
+SNIPPET = "def factorial(n):\n    if n == 0:\n        return 1\n    return n * factorial(n - 1)\n\nprint(factorial(5))\n"
+GOOD = OVERVIEW + "\n```python\n" + SNIPPET + "```\n\nThe call unfolds into five nested calls before the base case returns.\n"
+
+
+@pytest.fixture(scope="module")
+def sb():
+    with Sandbox(workers=2, timeout=2, memory_mb=512) as s:
+        yield s
+
+
+def verdict(text, cfg=None, finish_reason="stop"):
+    gate, detail, *_ = check_text(text, finish_reason, cfg or GateConfig())
+    return gate, detail
+
+
+def test_good_extract_is_accepted_with_counts(sb):
+    rows, counts = apply_gate([{"text": GOOD}], GateConfig(), sb)
+    assert (rows[0]["gate"], rows[0]["gate_detail"], rows[0]["n_snippets"], rows[0]["snippets_ok"]) == ("accepted", "", 1, 1)
+    assert counts == {"accepted": 1}
+
+
+def test_parse_structure():
+    text = OVERVIEW + "```py\nx = 1\n```\nOutput:\n```\n42\n```\n```bash\nls\n```\n```\nprint('untagged')\n```\nEnd."
+    ex = parse(text)
+    assert [(b.lang, b.python) for b in ex.blocks] == [("py", True), ("", False), ("bash", False), ("", True)]
+    assert ex.snippets == ["x = 1\n", "print('untagged')\n"]
+    assert ex.words_after_code == 1 and not ex.unclosed_fence and ex.code_lines == 2
+
+
+# -- one test per check: accepted variant, rejected variant, exact reason ---------------------
+def test_empty():
+    assert verdict(None) == ("empty", "no text")
+    assert verdict("  \n") == ("empty", "no text")
+
+
+def test_truncated():
+    assert verdict(GOOD, finish_reason="length") == ("truncated", "finish reason length")
+    assert verdict(OVERVIEW + "```python\n" + SNIPPET) == ("truncated", "unclosed code fence")
+
+
+def test_too_short_and_too_long():
+    assert verdict("Recursion is neat.\n```python\nprint(1)\n```\n") == ("too_short", "6 words < 80")
+    assert verdict(GOOD, GateConfig(max_words=50))[0] == "too_long"
+    assert verdict(GOOD, GateConfig(min_words=10, max_words=500))[0] == "accepted"
+
+
+@pytest.mark.parametrize(
+    "opening",
+    ["Sure! Here is a textbook extract.\n\n", "As an AI language model, I will explain.\n\n", "Here's the extract you asked for:\n\n"],
+)
+def test_refusal_and_meta_talk(opening):
+    gate, detail = verdict(opening + GOOD)
+    assert gate == "refusal" and detail.startswith("matched ")
+    assert verdict(GOOD + "\nI hope this helps!\n") == ("refusal", "matched 'I hope this helps'")
+
+
+def test_unfenced_code_repair_reject_ignore(sb):
+    unfenced = OVERVIEW + "\n" + SNIPPET + "\nThe call unfolds into five nested calls.\n"
+    assert parse(unfenced).snippets == [SNIPPET]  # repaired: fenced and run like any snippet
+    rows, _ = apply_gate([{"text": unfenced}], GateConfig(), sb)
+    assert (rows[0]["gate"], rows[0]["snippets_ok"]) == ("accepted", 1)
+    assert verdict(unfenced, GateConfig(unfenced_code="reject")) == ("unfenced_code", "1 unfenced code block(s)")
+    assert verdict(unfenced, GateConfig(unfenced_code="ignore")) == ("no_code", "no Python snippet")
+
+
+def test_no_code():
+    assert verdict(OVERVIEW) == ("no_code", "no Python snippet")
+    assert verdict(OVERVIEW, GateConfig(skip=["no_code"]))[0] == "accepted"
+
+
+def test_too_many_snippets_and_snippet_too_long():
+    many = OVERVIEW + "".join(f"```python\nprint({i})\n```\n" for i in range(7))
+    assert verdict(many) == ("too_many_snippets", "7 snippets > 6")
+    long = OVERVIEW + "```python\n" + "".join(f"x{i} = {i}\n" for i in range(81)) + "```\n"
+    assert verdict(long) == ("snippet_too_long", "snippet 1: 81 lines > 80")
+
+
+def test_text_after_code():
+    tail = " ".join(f"word{i}" for i in range(45))
+    assert verdict(GOOD + tail + "\n") == ("text_after_code", "57 words after the last code block > 40")
+    assert verdict(GOOD + tail, GateConfig(skip=["text_after_code"]))[0] == "accepted"
+
+
+def test_repetition():
+    looped = OVERVIEW + "```python\n" + SNIPPET + "```\n" + "The function returns the factorial of its input value.\n" * 8
+    assert verdict(looped, GateConfig(skip=["text_after_code"])) == ("repetition", "7/14 lines are repeats")
+    words = ("the cat sat on the mat " * 30).strip()
+    gate, detail = verdict(words + "\n```python\nprint(1)\n```\n")
+    assert gate == "repetition" and detail.startswith("top 2-gram 'the cat' covers")
+    assert verdict(GOOD)[0] == "accepted"
+
+
+def test_snippet_syntax():
+    broken = GOOD.replace("print(factorial(5))", "print(factorial(5)")
+    assert verdict(broken) == ("snippet_syntax", "snippet 1: '(' was never closed (line 6)")
+
+
+def test_disallowed_import():
+    bad = GOOD.replace("def factorial", "import requests\nfrom pandas import DataFrame\n\ndef factorial")
+    assert verdict(bad) == ("disallowed_import", "snippet 1 imports pandas, requests")
+    ok = GOOD.replace("def factorial", "import numpy as np\nimport os.path\nfrom collections import deque\n\ndef factorial")
+    assert verdict(ok)[0] == "accepted"
+    assert verdict(bad, GateConfig(allowed_modules=["numpy", "pandas", "requests"]))[0] == "accepted"
+
+
+def test_snippets_run_in_the_sandbox(sb):
+    texts = {
+        "error": GOOD.replace("print(factorial(5))", "print(factorial(5) / 0)"),
+        "timeout": GOOD.replace("print(factorial(5))", "while True:\n    pass"),
+        "two": OVERVIEW + "```python\nprint(2)\n```\nand\n```python\nprint(undefined_name)\n```\n",
+        "numpy": GOOD.replace("print(factorial(5))", "import numpy as np\nprint(np.prod(np.arange(1, 6)) == factorial(5))"),
+    }
+    rows, counts = apply_gate([{"text": t} for t in texts.values()], GateConfig(timeout=1), sb)
+    got = {k: (r["gate"], r["gate_detail"], r["n_snippets"], r["snippets_ok"]) for k, r in zip(texts, rows)}
+    assert got == {
+        "error": ("snippet_error", "snippet 1: error: ZeroDivisionError: division by zero", 1, 0),
+        "timeout": ("snippet_timeout", "snippet 1: wall-clock limit 1 s", 1, 0),
+        "two": ("snippet_error", "snippet 2: error: NameError: name 'undefined_name' is not defined", 2, 1),
+        "numpy": ("accepted", "", 1, 1),
+    }
+    assert counts == {"snippet_error": 2, "snippet_timeout": 1, "accepted": 1}
+
+
+def test_joined_snippets_may_build_on_each_other(sb):
+    split = OVERVIEW + "```python\ndef double(x):\n    return 2 * x\n```\nThen call it:\n```python\nprint(double(21))\n```\n"
+    rows, _ = apply_gate([{"text": split}], GateConfig(), sb)
+    assert rows[0]["gate_detail"] == "snippet 2: error: NameError: name 'double' is not defined"
+    rows, _ = apply_gate([{"text": split}], GateConfig(standalone_snippets=False), sb)
+    assert (rows[0]["gate"], rows[0]["snippets_ok"]) == ("accepted", 2)
+
+
+def test_first_failing_check_wins():
+    # Truncated and too short and refusal: truncated comes first in CHECKS.
+    assert verdict("Sure! ```python\nprint(1)", finish_reason="length")[0] == "truncated"
+    assert CHECKS.index("truncated") < CHECKS.index("too_short") < CHECKS.index("refusal")
+
+
+def test_config_validation_names_the_key(tmp_path):
+    loc = load_yaml(tmp_path / "g.yaml", text="skip: [nope]\nrefusal_patterns: ['(']\nmax_top_ngram_fraction: [0.5]\n")
+    with pytest.raises(ConfigError) as e:
+        build(GateConfig, loc.data, loc)
+    msg = str(e.value)
+    assert "g.yaml:1: skip: unknown check 'nope'" in msg
+    assert "refusal_patterns[0]: not a valid regular expression" in msg
+    assert "max_top_ngram_fraction: expected 3 fractions between 0 and 1" in msg
+
+
+# -- pyarrow tables and the CLI ------------------------------------------------------------
+def test_table_keeps_schema_and_rows(sb):
+    recipe = load_recipe("textbooks")
+    schema = record_schema(recipe.axes)
+    rows = [{"id": f"h-{i}", "index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate([GOOD, None, "tiny"])]
+    table = pa.Table.from_pylist(rows, schema=schema)
+    out, counts = apply_gate(table, recipe.gate, sb)
+    assert out.schema == schema
+    assert out.column("gate").to_pylist() == ["accepted", "empty", "too_short"]
+    assert out.column("snippets_ok").to_pylist() == [1, None, None]
+    assert out.column("id").to_pylist() == ["h-0", "h-1", "h-2"]
+    assert counts == {"accepted": 1, "empty": 1, "too_short": 1}
+
+
+def test_cli_run_dir_in_place(tmp_path, capsys):
+    recipe = load_recipe("textbooks")
+    run = tmp_path / "runs" / "demo"
+    (run / "generated").mkdir(parents=True)
+    (run / "recipe.yaml").write_text(recipe.to_yaml().replace("max_words_after_code: 40", "max_words_after_code: 5"))
+    texts = [[GOOD, "tiny"], [GOOD.replace("print(factorial(5))", "1/0"), GOOD + "x " * 3]]
+    for c, chunk in enumerate(texts):
+        rows = [{"id": f"h-{c}{i}", "index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate(chunk)]
+        pq.write_table(pa.Table.from_pylist(rows, schema=record_schema(recipe.axes)), run / "generated" / f"chunk-{c:06d}.parquet")
+    for _ in range(2):  # rerunning gives the same result
+        assert main(["gate", "--run", str(run), "--workers", "1", "--json"]) == 0
+        # The run's recipe (max_words_after_code: 5) is the one applied: GOOD has 12 words after its code.
+        assert json.loads(capsys.readouterr().out) == {"too_short": 1, "text_after_code": 3}
+    assert pq.read_table(run / "generated" / "chunk-000001.parquet").column("gate").to_pylist() == ["text_after_code"] * 2
+    assert not list((run / "generated").glob(".*"))  # no temporary files left
+
+
+def test_cli_input_output_jsonl_and_parquet(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": str(i), "text": t, "extra": i}) + "\n" for i, t in enumerate([GOOD, "", GOOD.replace("(5))", "(5)")])))
+    for out in ("out.jsonl", "out.parquet"):
+        assert main(["gate", "--input", str(src), "--output", str(tmp_path / out), "--workers", "1"]) == 0
+        printed = capsys.readouterr().out
+        assert "3 extracts" in printed and "snippet_syntax" in printed
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["extra"], r["gate"], r["n_snippets"]) for r in rows] == [("0", 0, "accepted", 1), ("1", 1, "empty", 0), ("2", 2, "snippet_syntax", 1)]
+    assert pq.read_table(tmp_path / "out.parquet").column("gate").to_pylist() == ["accepted", "empty", "snippet_syntax"]
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    (tmp_path / "bad.jsonl").write_text('{"body": "x"}\n')
+    assert main(["gate", "--input", str(tmp_path / "bad.jsonl"), "--output", str(tmp_path / "o.jsonl")]) == 2
+    assert "no 'text' column (columns: body)" in capsys.readouterr().err
+    assert main(["gate", "--run", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
