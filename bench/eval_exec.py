@@ -38,7 +38,7 @@ def main() -> int:
 
     problems = load_problems()
     samples = [
-        {"task_id": t, "completion": p["canonical_solution"] if j % 2 == 0 else wrong_completion(p, j // 2)}
+        {"task_id": t, "completion": p["canonical_solution"] if j % 2 == 0 else wrong_completion(j // 2)}
         for t, p in problems.items()
         for j in range(args.per_problem)
     ]

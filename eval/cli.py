@@ -95,7 +95,6 @@ def cmd_humaneval(args, engine=None) -> int:
         **({"batch_size": args.batch_size} if args.engine == "transformers" else {"tensor_parallel_size": args.tensor_parallel_size}),
     }
     comp_path, gen_path = out / "completions.jsonl", out / "generation.json"
-    gen_time = None
     if comp_path.is_file() and gen_path.is_file() and json.loads(gen_path.read_text())["settings"] == gen_settings:
         saved = json.loads(gen_path.read_text())
         completions, dtype, gen_time = list(read_jsonl(comp_path)), saved["resolved_dtype"], saved["seconds"]
@@ -117,19 +116,19 @@ def cmd_humaneval(args, engine=None) -> int:
         "files": {"samples": "samples.jsonl", "plot": rep.PLOT},
     }
     rep.write(report, out)
-    _print_score(report["results"], report["verdicts"])
+    _print_score(report["results"], report["verdicts"], HUMANEVAL_PROBLEMS)
     print(f"wrote {out}/report.json, report.md, {rep.PLOT}, samples.jsonl")
     return 0
 
 
 # -- score --------------------------------------------------------------------------
-def _print_score(r: dict, v: dict) -> None:
+def _print_score(r: dict, v: dict, total: int) -> None:
     for k in (1, 10, 100):
         if f"pass@{k}" in r:
             print(f"pass@{k}: {100 * r[f'pass@{k}']:.2f}% ± {100 * r[f'pass@{k}_se']:.2f}% (standard error over problems)")
     print(f"{r['n_problems']} problems, {r['n_samples']} samples: {v['passed']} passed, {v['failed']} failed, {v['timed out']} timed out")
-    if r["n_problems"] < HUMANEVAL_PROBLEMS:
-        print(f"note: {r['n_problems']} of {HUMANEVAL_PROBLEMS} problems scored: not comparable to full HumanEval scores")
+    if r["n_problems"] < total:
+        print(f"note: {r['n_problems']} of {total} problems scored: not comparable to scores over all of them")
 
 
 def read_samples(path: str, problems: dict) -> list[dict]:
@@ -175,7 +174,7 @@ def cmd_score(args) -> int:
     if args.json:
         print(json.dumps({**r, "verdicts": v}))
     else:
-        _print_score(r, v)
+        _print_score(r, v, len(problems))
     return 0
 
 
@@ -197,7 +196,7 @@ def cmd_sanity(args) -> int:
 
     problems = load_problems()
     canonical = [{"task_id": t, "completion": p["canonical_solution"]} for t, p in problems.items()]
-    wrong = [{"task_id": t, "completion": wrong_completion(p, i)} for i, (t, p) in enumerate(problems.items())]
+    wrong = [{"task_id": t, "completion": wrong_completion(i)} for i, t in enumerate(problems)]
     results, seconds = _execute(problems, canonical + wrong, args)
     good = sum(r["passed"] for r in results[: len(canonical)])
     bad = sum(r["passed"] for r in results[len(canonical) :])

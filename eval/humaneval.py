@@ -58,7 +58,7 @@ def sample_seed(seed: int, task_id: str, j: int) -> int:
     return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
 
 
-def wrong_completion(problem: dict, i: int) -> str:
+def wrong_completion(i: int) -> str:
     """A deliberately wrong completion, cycling over the three ways a sample fails: a wrong
     answer (the tests' asserts fail), an exception, code that does not compile. Used by the
     sanity check and the benchmark; each must fail on every problem."""
