@@ -29,16 +29,16 @@ def _check_run(out, engine, n=2, problems=3):
 def test_transformers_end_to_end_and_rerun_reuses_completions(smoke_model, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["eval", "humaneval", "--model", str(smoke_model), "--engine", "transformers", "--n", "2",
-            "--temperature", "0.8", "--limit", "3", "--max-new-tokens", "24", "--batch-size", "4", "--out", str(out)]
+            "--temperature", "0.8", "--limit", "2", "--max-new-tokens", "16", "--batch-size", "4", "--out", str(out)]
     assert main(argv) == 0
-    first = _check_run(out, "transformers")
+    first = _check_run(out, "transformers", problems=2)
     capsys.readouterr()
     assert main(argv) == 0
-    assert "reusing 6 completions" in capsys.readouterr().err
-    assert _check_run(out, "transformers") == first
+    assert "reusing 4 completions" in capsys.readouterr().err
+    assert _check_run(out, "transformers", problems=2) == first
     # Same seed and settings in a fresh directory: the same completions.
     assert main(argv[:-1] + [str(tmp_path / "again")]) == 0
-    assert _check_run(tmp_path / "again", "transformers") == first
+    assert _check_run(tmp_path / "again", "transformers", problems=2) == first
 
 
 def test_humaneval_rejects_bad_settings(smoke_model, tmp_path, capsys):
