@@ -20,6 +20,7 @@ COMMAND_MODULES: list[str] = [
     "corpus.decontam",
     "corpus.generate",
     "corpus.build",
+    "eval.cli",
 ]
 
 
