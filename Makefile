@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $(STAMP)
 
+# The main job, offline on a CPU: a tiny random-weight model (its text is noise) and a real
+# `corpus build` of ~30k tokens through the whole pipeline. On GPUs, see README ("On a GPU cluster").
 demo: $(STAMP)
-	$(VENV)/bin/corpus plan --tokens 1e9
+	test -f runs/smoke-model/config.json || $(VENV)/bin/corpus smoke-model runs/smoke-model
+	$(VENV)/bin/corpus build --recipe smoke --model runs/smoke-model --tokens 30k --out runs/demo
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q tests

@@ -81,7 +81,7 @@ class Tally:
         lines = [
             f"after {self.prompts:,} prompts: {self.clean_docs:,} kept ({self.acceptance:.1%}), "
             f"{self.kept_tokens:,} of {target:,} tokens",
-            "top rejection reasons:",
+            "top rejection reasons:" if len(self.gate) > ("accepted" in self.gate) else "no rejections by the gate",
         ]
         for reason, n in self.gate.most_common():
             if reason == "accepted":
@@ -183,8 +183,8 @@ def build(
     plan = Plan(recipe)
     schema = record_schema(recipe.axes)
     count = token_counter(recipe.tokenizer)
-    max_prompts = max_prompts or 10 * planned_prompts(tokens)
     n = recipe.chunk_size
+    max_prompts = max_prompts or max(10 * planned_prompts(tokens), 10 * n)
     tally = Tally()
     writer = CorpusWriter(run.path, schema)
     dedup = Deduplicator(run.path / "dedup", recipe.dedup)
@@ -551,7 +551,7 @@ def register(sub) -> None:
         p.add_argument("--tokens", type=parse_tokens, required=True, help="token budget: 1e9, 500M, 20k, ...")
         p.add_argument("--out", "--run", dest="out", required=True, help="run directory, e.g. runs/NAME")
         p.add_argument("--max-prompts", type=int, help="stop with a diagnosis when the measured yield needs more "
-                       "prompts than this (default: 10x the plan's estimate for the budget)")
+                       "prompts than this (default: 10x the plan's estimate for the budget, at least 10 chunks)")
         if name == "build":
             engine_args(p)
         p.set_defaults(func=cmd_build)
