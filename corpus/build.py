@@ -350,7 +350,7 @@ def _stats(recipe, plan, run: Path, tokens: int, tally: Tally, last_id, engine) 
         "rates": {
             "acceptance": tally.acceptance,
             "gate_acceptance": tally.gate.get("accepted", 0) / tally.prompts if tally.prompts else 0,
-            "kept_tokens_per_prompt": tally.kept_tokens / tally.prompts if tally.prompts else 0,
+            "clean_tokens_per_prompt": tally.clean_tokens / tally.prompts if tally.prompts else 0,
             "prompts_per_s": tally.prompts / tally.seconds["total"] if tally.seconds["total"] else 0,
         },
         "timings_s": dict(tally.seconds),

@@ -137,7 +137,7 @@ Status: {status}.
 
 {_counts_section(s)}
 
-Acceptance (kept / prompts): {s['rates']['acceptance']:.1%}; kept tokens per prompt: {s['rates']['kept_tokens_per_prompt']:,.1f}.
+Acceptance (kept / prompts): {s['rates']['acceptance']:.1%}; tokens kept per prompt: {s['rates']['clean_tokens_per_prompt']:,.1f}.
 
 ## Rejections
 
