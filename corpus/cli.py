@@ -13,7 +13,7 @@ import sys
 from corpus.config import ConfigError
 
 # Modules that add sub-commands: each has ``register(subparsers)``.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["pretrain.cli"]
 
 
 def parse_tokens(value: str) -> int:
