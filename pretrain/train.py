@@ -14,7 +14,7 @@ data position and every rank's RNG states. They are written into a ``.tmp-`` dir
 marker, so a write cut off by a kill is never resumed from.
 
 SIGUSR1 / SIGTERM (and ``--stop-at``) stop at the next step boundary after a checkpoint with
-exit code 75 (EXIT_INTERRUPTED); a run that reaches its last step exits 0.
+exit code 75 (EXIT_INTERRUPTED) and ``OUT/STOPPED.json``; a run that reaches its last step exits 0.
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ from pretrain.pack import load_meta
 # "Temporary failure, try again" (sysexits.h): stopped early with a complete checkpoint.
 EXIT_INTERRUPTED = 75
 MARKER = "COMPLETE"
+# Also written when stopping early: torchrun reports any failed worker as exit 1, so a script
+# launched through torchrun tests for this file instead of the exit code. Removed when a run starts.
+STOPPED = "STOPPED.json"
 
 # Dense bf16 peak FLOP/s per GPU, from the vendors' datasheets, for MFU.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "L4": 121e12}
@@ -259,6 +262,7 @@ def _run(a, torch, dist, F, DDP, LlamaForCausalLM, ddp, cuda, rank, world, maste
     tb = None
     if master:
         out.mkdir(parents=True, exist_ok=True)
+        (out / STOPPED).unlink(missing_ok=True)
         _truncate_log(log_path, start)
         run = {"args": dataclasses.asdict(a), "model": dataclasses.asdict(cfg), "params": n_params, "world_size": world,
                "accum": accum, "batch_tokens": batch_tokens, "total_steps": total, "data_meta": meta}
@@ -397,6 +401,8 @@ def _run(a, torch, dist, F, DDP, LlamaForCausalLM, ddp, cuda, rank, world, maste
         if stop and step < total:
             bar.close()
             if master:
+                write_text_atomic(out / STOPPED, json.dumps({"step": step, "checkpoint": f"checkpoints/step-{step:08d}",
+                                                              "exit_code": EXIT_INTERRUPTED}) + "\n")
                 print(f"pretrain: stopped after step {step}; checkpoint {ckpt_dir}/step-{step:08d}; "
                       f"exit {EXIT_INTERRUPTED} (resume with --resume auto)", file=sys.stderr)
                 tb.close()

@@ -9,7 +9,7 @@ import pytest
 
 from corpus.config import ConfigError
 from pretrain.model import PRESETS, count_params, resolve
-from pretrain.train import EXIT_INTERRUPTED, MARKER, find_checkpoint, lr_factor
+from pretrain.train import EXIT_INTERRUPTED, MARKER, STOPPED, find_checkpoint, lr_factor
 
 
 def test_smoke_loss_falls(smoke_run, read_log):
@@ -34,8 +34,9 @@ def test_resume_is_exact(tmp_path, tiny_args, read_log, train1):
     assert train1(tiny_args(tmp_path / "full", **kw)) == 0
     assert train1(tiny_args(tmp_path / "cut", stop_at=12, **kw)) == EXIT_INTERRUPTED
     assert find_checkpoint("auto", tmp_path / "cut" / "checkpoints").name == "step-00000012"
-    assert not (tmp_path / "cut" / "final").exists()
+    assert not (tmp_path / "cut" / "final").exists() and (tmp_path / "cut" / STOPPED).exists()
     assert train1(tiny_args(tmp_path / "cut", resume="auto", **kw)) == 0
+    assert not (tmp_path / "cut" / STOPPED).exists()
     full, cut = read_log(tmp_path / "full"), read_log(tmp_path / "cut")
     key = lambda e: (e["step"], "val_loss" in e)  # noqa: E731
     assert [key(e) for e in cut] == [key(e) for e in full]  # no step logged twice or missing
@@ -75,6 +76,7 @@ def test_sigusr1_checkpoints_and_resumes(tmp_path, packed, tiny_yaml, read_log, 
     ckpt = find_checkpoint("auto", out / "checkpoints")
     k = json.loads((ckpt / MARKER).read_text())["step"]
     assert read_log(out)[-1]["step"] == k  # the checkpoint is the last step taken
+    assert json.loads((out / STOPPED).read_text())["checkpoint"] == f"checkpoints/{ckpt.name}"
     # Resume runs on from k (2 more steps, then stops again); the log has no gap or repeat.
     done = subprocess.run(cmd + ["--resume", "auto", "--stop-at", str(k + 2)], capture_output=True, text=True, timeout=120, env=one_thread_env)
     assert done.returncode == EXIT_INTERRUPTED, done.stderr
