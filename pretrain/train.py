@@ -202,7 +202,8 @@ def _run(a, torch, dist, F, DDP, LlamaForCausalLM, ddp, cuda, rank, world, maste
     cfg = resolve(a.preset, a.model_config)
     T = cfg.seq_len
     train_tok = np.memmap(data / "train.bin", dtype=meta["dtype"], mode="r")
-    val_tok = np.memmap(data / "val.bin", dtype=meta["dtype"], mode="r") if meta["tokens"]["val"] else None
+    # No evaluation when the validation split cannot fill one sequence (e.g. --val-fraction 0).
+    val_tok = np.memmap(data / "val.bin", dtype=meta["dtype"], mode="r") if meta["tokens"]["val"] > T else None
     if len(train_tok) != meta["tokens"]["train"]:
         raise ConfigError(f"{data}/train.bin: {len(train_tok)} tokens, meta.json says {meta['tokens']['train']}; re-run `corpus pack`")
     if len(train_tok) < T + 2:

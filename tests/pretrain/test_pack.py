@@ -54,3 +54,17 @@ def test_errors(tmp_path, corpus_dir, tok_dir):
         pack(corpus_dir, tmp_path, tmp_path / "o")
     with pytest.raises(ConfigError, match="val-fraction"):
         pack(corpus_dir, tok_dir, tmp_path / "o", val_fraction=1.5)
+
+
+def test_cli(tmp_path, corpus_dir, capsys):
+    from corpus.cli import main
+
+    run_dir = corpus_dir.parent  # `--corpus` takes the run dir or its corpus/
+    assert main(["tokenizer", "--corpus", str(run_dir), "--vocab-size", "300", "--out", str(tmp_path / "tok")]) == 0
+    assert json.loads(capsys.readouterr().out)["vocab_size"] == 300
+    assert main(["pack", "--corpus", str(run_dir), "--tokenizer", str(tmp_path / "tok"), "--out", str(tmp_path / "p"),
+                 "--val-fraction", "0"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["documents"] == {"train": 400, "val": 0} and out["tokens"]["val"] == 0
+    assert main(["pack", "--corpus", str(tmp_path / "nope"), "--tokenizer", str(tmp_path / "tok"), "--out", str(tmp_path / "q")]) == 2
+    assert "does not exist" in capsys.readouterr().err
