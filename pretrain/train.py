@@ -165,37 +165,40 @@ class _Stop:
 
 
 def train(a: TrainArgs) -> int:
+    """Run (or resume) training; returns 0 when finished, EXIT_INTERRUPTED when stopped early."""
+    import torch
+    import torch.distributed as dist
+
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    cuda = torch.cuda.is_available()
+    if ddp:
+        dist.init_process_group("nccl" if cuda else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+    else:
+        rank, world = 0, 1
+    device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if cuda else "cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    try:
+        return _run(a, ddp, rank, world, device)
+    finally:
+        if ddp:
+            dist.destroy_process_group()
+
+
+def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
     import torch
     import torch.distributed as dist
     import torch.nn.functional as F
     from torch.nn.parallel import DistributedDataParallel as DDP
     from transformers import LlamaForCausalLM
 
-    # -- processes -------------------------------------------------------------------
-    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    cuda = torch.cuda.is_available()
-    if ddp:
-        dist.init_process_group("nccl" if cuda else "gloo")
-        rank, world, local_rank = dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
-    else:
-        rank, world, local_rank = 0, 1, 0
-    master = rank == 0
-    device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
-    if cuda:
-        torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    master, cuda = rank == 0, device.type == "cuda"
     # bf16 autocast on GPU; float32 on CPU (CPU bf16 matmuls are slow and lose the 1e-6 resume check).
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
 
-    try:
-        return _run(a, torch, dist, F, DDP, LlamaForCausalLM, ddp, cuda, rank, world, master, device, autocast)
-    finally:
-        if ddp:
-            dist.destroy_process_group()
-
-
-def _run(a, torch, dist, F, DDP, LlamaForCausalLM, ddp, cuda, rank, world, master, device, autocast) -> int:
     # -- data and shapes -------------------------------------------------------------
     data, out = Path(a.data), Path(a.out)
     meta = load_meta(data)

@@ -110,11 +110,12 @@ def test_lr_schedule():
     assert f[60] == pytest.approx(0.55) and f[110] == pytest.approx(0.1) and f[119] == pytest.approx(0.1)
 
 
-def test_cli_errors(tmp_path, packed, one_thread_env):
-    env = one_thread_env
-    r = subprocess.run([sys.executable, "-m", "corpus", "pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
-                        "--max-steps", "1"], capture_output=True, text=True, env=env)
-    assert r.returncode == 2 and "no meta.json" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "corpus", "pretrain", "--data", str(packed), "--out", str(tmp_path / "o")],
-                       capture_output=True, text=True, env=env)
-    assert r.returncode == 2 and "exactly one of --max-steps and --max-tokens" in r.stderr
+def test_cli_errors(tmp_path, packed, capsys):
+    from corpus.cli import main
+
+    assert main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--max-steps", "1"]) == 2
+    assert "no meta.json" in capsys.readouterr().err
+    assert main(["pretrain", "--data", str(packed), "--out", str(tmp_path / "o")]) == 2
+    assert "exactly one of --max-steps and --max-tokens" in capsys.readouterr().err
+    assert main(["pretrain", "--data", str(packed), "--out", str(tmp_path / "o"), "--max-steps", "1", "--preset", "7b"]) == 2
+    assert "unknown preset '7b'" in capsys.readouterr().err
