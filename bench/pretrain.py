@@ -118,7 +118,7 @@ def breakdown(data: Path, steps: int) -> dict[str, float]:
     tokens = np.memmap(data / "train.bin", dtype=meta["dtype"], mode="r")
     torch.manual_seed(1337)
     model = LlamaForCausalLM(hf_config(cfg, V, meta["eos_id"]))
-    opt = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), weight_decay=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
     phases = dict.fromkeys(["data", "forward+loss", "backward", "clip+optimizer"], 0.0)
     for step in range(steps):
         offs = batch_offsets(len(tokens), T, MICRO * ACCUM, 1337, step, "random")
@@ -126,7 +126,7 @@ def breakdown(data: Path, steps: int) -> dict[str, float]:
             t0 = time.perf_counter()
             x = torch.from_numpy(np.stack([tokens[o : o + T + 1] for o in offs[i * MICRO : (i + 1) * MICRO]]).astype(np.int64))
             t1 = time.perf_counter()
-            loss = F.cross_entropy(model(input_ids=x[:, :-1]).logits.float().reshape(-1, V), x[:, 1:].reshape(-1))
+            loss = F.cross_entropy(model(input_ids=x[:, :-1], use_cache=False).logits.float().reshape(-1, V), x[:, 1:].reshape(-1))
             t2 = time.perf_counter()
             (loss / ACCUM).backward()
             t3 = time.perf_counter()

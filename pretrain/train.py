@@ -231,7 +231,7 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
     no_decay = [p for p in raw.parameters() if p.dim() < 2]  # norms (and biases, if any)
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=a.lr, betas=(a.beta1, a.beta2), eps=1e-8, fused=cuda,
+        lr=a.lr, betas=(a.beta1, a.beta2), eps=1e-8, fused=True,  # one kernel per step, CPU and GPU
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, a.warmup_steps, total, a.min_lr_ratio))
 
@@ -304,7 +304,7 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
             for i in range(0, len(mine), a.micro_batch):
                 x, y = batch(val_tok, mine[i : i + a.micro_batch])
                 with autocast:
-                    logits = model(input_ids=x).logits
+                    logits = model(input_ids=x, use_cache=False).logits
                 tot[0] += F.cross_entropy(logits.float().reshape(-1, V), y.reshape(-1), reduction="sum").double()
                 tot[1] += y.numel()
         model.train()
@@ -362,7 +362,7 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
             if ddp:  # all-reduce gradients only on the last micro-step
                 model.require_backward_grad_sync = i == accum - 1
             with autocast:
-                logits = model(input_ids=x).logits
+                logits = model(input_ids=x, use_cache=False).logits
             loss = F.cross_entropy(logits.float().reshape(-1, V), y.reshape(-1))
             (loss / accum).backward()
             loss_sum += loss.detach()
