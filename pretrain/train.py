@@ -336,7 +336,7 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
                 shutil.rmtree(final)
             os.replace(tmp, final)
             done = sorted(p for p in ckpt_dir.glob("step-*") if (p / MARKER).exists())
-            for old in done[: -a.keep]:
+            for old in done[: -a.keep] + sorted(ckpt_dir.glob(".tmp-step-*")):  # + writes cut off by a kill
                 shutil.rmtree(old)
         _barrier()
 
