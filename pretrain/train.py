@@ -181,9 +181,13 @@ def train(a: TrainArgs) -> int:
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    _Stop.requested = False
+    previous = {sig: signal.signal(sig, _Stop.handler) for sig in (signal.SIGUSR1, signal.SIGTERM)}
     try:
         return _run(a, ddp, rank, world, device)
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if ddp:
             dist.destroy_process_group()
 
@@ -345,9 +349,6 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
             dist.barrier()
 
     # -- the loop ----------------------------------------------------------------------
-    for sig in (signal.SIGUSR1, signal.SIGTERM):
-        signal.signal(sig, _Stop.handler)
-    _Stop.requested = False
     from tqdm import tqdm
 
     bar = tqdm(total=total, initial=start, unit="step", disable=not (master and sys.stderr.isatty()))
