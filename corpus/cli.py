@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "corpus.generate",
     "corpus.build",
     "eval.cli",
+    "pretrain.cli",
 ]
 
 

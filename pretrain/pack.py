@@ -1,0 +1,107 @@
+"""Tokenize a corpus into flat token files: ``train.bin``, ``val.bin``, ``meta.json``.
+
+Each document becomes its tokens followed by the end-of-text token; the files are the
+concatenation in shard then row order (uint16 when the vocabulary fits, else uint32), read
+with ``np.memmap``. A document goes to validation when the hash of its id falls below
+``val_fraction``: the split depends on the document alone, never on its position, so it
+is stable when the corpus grows and a document can never be in both splits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import xxhash
+
+from corpus.config import ConfigError
+from corpus.records import write_text_atomic
+from pretrain.tokenizer import EOS, corpus_hash, corpus_shards, iter_batches, tokenizer_hash
+
+META = "meta.json"
+
+
+def is_val(doc_key: str, val_fraction: float) -> bool:
+    """The split rule: xxh64(id) as a fraction of 2**64 below ``val_fraction``."""
+    return xxhash.xxh64_intdigest(doc_key.encode()) < val_fraction * 2**64
+
+
+def load_meta(data: str | Path) -> dict:
+    p = Path(data) / META
+    if not p.exists():
+        raise ConfigError(f"{data}: no {META}; create it with `corpus pack`")
+    return json.loads(p.read_text())
+
+
+def pack(corpus: str | Path, tokenizer: str | Path, out: str | Path, val_fraction: float = 0.01, batch_size: int = 1024) -> dict:
+    from tokenizers import Tokenizer
+    from tqdm import tqdm
+
+    if not 0 <= val_fraction < 1:
+        raise ConfigError(f"--val-fraction {val_fraction}: must be in [0, 1)")
+    tok_path = Path(tokenizer) / "tokenizer.json"
+    if not tok_path.exists():
+        raise ConfigError(f"{tokenizer}: no tokenizer.json; create it with `corpus tokenizer`")
+    tok = Tokenizer.from_file(str(tok_path))
+    eos = tok.token_to_id(EOS)
+    if eos is None:
+        raise ConfigError(f"{tokenizer}: the tokenizer has no {EOS} token")
+    vocab = tok.get_vocab_size()
+    dtype = np.uint16 if vocab <= 2**16 else np.uint32
+    shards = corpus_shards(corpus)
+    total_docs = sum(_num_rows(s) for s in shards)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / META).unlink(missing_ok=True)  # the old pack is invalid from here until the new meta lands
+    tmp = {s: out / f".{s}.bin.tmp-{os.getpid()}" for s in ("train", "val")}
+    files = {s: open(p, "wb") for s, p in tmp.items()}
+    tokens = {"train": 0, "val": 0}
+    docs = {"train": 0, "val": 0}
+    bar = tqdm(total=total_docs, unit="doc", desc="pack", disable=not sys.stderr.isatty())
+    try:
+        for b in iter_batches(shards, ["id", "text"], batch_size):
+            keys = b.get("id") or b["text"]
+            # encode_batch tokenizes the batch on all cores (Rust threads).
+            for key, enc in zip(keys, tok.encode_batch(b["text"], add_special_tokens=False)):
+                split = "val" if is_val(key, val_fraction) else "train"
+                ids = np.asarray(enc.ids + [eos], dtype=dtype)
+                files[split].write(ids.tobytes())
+                tokens[split] += len(ids)
+                docs[split] += 1
+            bar.update(len(b["text"]))
+    finally:
+        bar.close()
+        for f in files.values():
+            f.close()
+    for s, p in tmp.items():
+        os.replace(p, out / f"{s}.bin")
+    tok_out = out / "tokenizer"
+    if tok_out.resolve() != Path(tokenizer).resolve():
+        shutil.copytree(tokenizer, tok_out, dirs_exist_ok=True)
+    meta = {
+        "tokens": tokens,
+        "documents": docs,
+        "dtype": np.dtype(dtype).name,
+        "vocab_size": vocab,
+        "eos_id": eos,
+        "val_fraction": val_fraction,
+        "split_rule": "xxh64(id) < val_fraction * 2**64 -> val",
+        "tokenizer_hash": tokenizer_hash(tokenizer),
+        "corpus_hash": corpus_hash(shards),
+        "corpus": str(Path(corpus).resolve()),
+        "shards": [s.name for s in shards],
+    }
+    # Written last: a directory with meta.json is a complete pack.
+    write_text_atomic(out / META, json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def _num_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows

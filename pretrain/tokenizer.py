@@ -1,0 +1,105 @@
+"""Byte-level BPE tokenizer trained on a corpus's Parquet shards.
+
+The shards are streamed one record batch at a time (memory stays flat on millions of
+documents); the BPE trainer in ``tokenizers`` counts pairs on all cores. The result is
+saved as a Hugging Face fast tokenizer, so ``AutoTokenizer.from_pretrained(out)`` loads it
+and every exported model ships the same files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow.parquet as pq
+
+from corpus.config import ConfigError
+
+EOS = "<|endoftext|>"
+
+
+def corpus_shards(corpus: str | Path) -> list[Path]:
+    """The corpus's Parquet shards in name order; DIR may be a run dir or its ``corpus/``."""
+    d = Path(corpus)
+    if not d.is_dir():
+        raise ConfigError(f"{d}: corpus directory does not exist")
+    shards = sorted(d.glob("*.parquet")) or sorted((d / "corpus").glob("*.parquet"))
+    if not shards:
+        raise ConfigError(f"{d}: no *.parquet shards (expected DIR/part-*.parquet or DIR/corpus/part-*.parquet)")
+    for s in shards:
+        names = pq.read_schema(s).names
+        if "text" not in names:
+            raise ConfigError(f"{s}: no 'text' column (columns: {', '.join(names)})")
+    return shards
+
+
+def iter_batches(shards: list[Path], columns: list[str], batch_size: int = 1024) -> Iterator[dict[str, list]]:
+    """Record batches as column lists, in shard then row order; rows without text are skipped."""
+    for s in shards:
+        f = pq.ParquetFile(s)
+        cols = [c for c in columns if c in f.schema_arrow.names]
+        for rb in f.iter_batches(batch_size=batch_size, columns=cols):
+            d = rb.to_pydict()
+            keep = [i for i, t in enumerate(d["text"]) if t]
+            yield {c: [d[c][i] for i in keep] for c in cols}
+
+
+def corpus_hash(shards: list[Path]) -> str:
+    """sha256 over the shards' names and bytes: names the exact corpus a model saw."""
+    h = hashlib.sha256()
+    for s in shards:
+        h.update(s.name.encode() + b"\0")
+        with open(s, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def tokenizer_hash(tok_dir: str | Path) -> str:
+    """sha256 of tokenizer.json (vocabulary, merges, special tokens)."""
+    return hashlib.sha256((Path(tok_dir) / "tokenizer.json").read_bytes()).hexdigest()[:16]
+
+
+def train_tokenizer(corpus: str | Path, vocab_size: int, out: str | Path, min_frequency: int = 2) -> dict:
+    """Train byte-level BPE on the corpus and save it as a Hugging Face tokenizer in ``out``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if vocab_size < 257 + 1:
+        raise ConfigError(f"--vocab-size {vocab_size}: must be at least 258 (256 bytes + end-of-text + 1 merge)")
+    shards = corpus_shards(corpus)
+    n_docs = sum(pq.ParquetFile(s).metadata.num_rows for s in shards)
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[EOS],  # id 0
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # every byte encodable: no unknown token
+        show_progress=False,
+    )
+
+    def texts():
+        for b in iter_batches(shards, ["text"]):
+            yield b["text"]
+
+    tok.train_from_iterator(texts(), trainer=trainer, length=n_docs)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=EOS)
+    fast.model_max_length = 1 << 30  # set by the model, not the tokenizer
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    fast.save_pretrained(tmp)
+    _replace_dir(tmp, out)
+    return {"out": str(out), "vocab_size": tok.get_vocab_size(), "documents": n_docs, "tokenizer_hash": tokenizer_hash(out)}
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Move a fully written directory into place (an old one is removed first)."""
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
