@@ -16,7 +16,6 @@ tasks all end with the same corpus as one uninterrupted build.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os

@@ -345,7 +345,8 @@ def cmd_decontam(args) -> int:
     import os
     import time
 
-    from corpus.dedup import (candidate_mask, progress, read_rows, run_chunks, run_recipe, write_rows)
+    from corpus.dedup import candidate_mask, progress, run_chunks, run_recipe
+    from corpus.records import read_rows, write_rows
     from corpus.records import write_parquet_atomic, write_text_atomic
 
     if (args.run is None) == (args.input is None) or (args.input is None) != (args.output is None):

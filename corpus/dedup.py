@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from corpus.config import ConfigError
-from corpus.records import write_parquet_atomic, write_text_atomic
+from corpus.records import read_rows, write_parquet_atomic, write_rows, write_text_atomic
 
 
 @dataclass
@@ -576,38 +576,6 @@ def candidate_mask(table: pa.Table) -> np.ndarray:
     gate = table.column("gate")
     ok = pc.or_kleene(pc.is_null(gate), pc.equal(gate, "accepted"))
     return np.asarray(pc.and_(has_text, pc.fill_null(ok, True)))
-
-
-def read_rows(path: Path) -> pa.Table:
-    """A Parquet or JSONL file with ``id`` and ``text`` columns."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    if path.suffix == ".parquet":
-        table = pq.read_table(path)
-    elif path.suffix in (".jsonl", ".json"):
-        rows = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ConfigError(f"{path}:{n}: not valid JSON: {e.msg}") from None
-        table = pa.Table.from_pylist(rows)
-    else:
-        raise ConfigError(f"{path}: expected a .parquet or .jsonl file")
-    missing = [c for c in ("id", "text") if c not in table.column_names]
-    if missing:
-        raise ConfigError(f"{path}: missing column(s) {', '.join(missing)} (need id and text)")
-    return table
-
-
-def write_rows(table: pa.Table, path: Path) -> None:
-    if path.suffix == ".parquet":
-        write_parquet_atomic(table, path)
-    elif path.suffix in (".jsonl", ".json"):
-        write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in table.to_pylist()))
-    else:
-        raise ConfigError(f"{path}: expected a .parquet or .jsonl output file")
 
 
 def set_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:

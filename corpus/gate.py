@@ -471,65 +471,13 @@ def format_counts(counts: Counter) -> str:
 
 
 # -- command line --------------------------------------------------------------------------
-def _read_rows(path: str):
-    """A Parquet file as a Table, or a JSONL file as a list of dicts."""
-    import json
-    from pathlib import Path
-
-    import pyarrow.parquet as pq
-
-    from corpus.config import ConfigError
-
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{path}: no such file")
-    if p.suffix == ".parquet":
-        table = pq.read_table(p)
-        columns = table.column_names
-        rows = table
-    elif p.suffix in (".jsonl", ".json"):
-        rows = []
-        for n, line in enumerate(p.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ConfigError(f"{path}:{n}: not valid JSON: {e.msg}") from None
-                if not isinstance(rows[-1], dict):
-                    raise ConfigError(f"{path}:{n}: expected a JSON object per line")
-        columns = set().union(*rows) if rows else {"text"}
-    else:
-        raise ConfigError(f"{path}: expected a .parquet or .jsonl file")
-    if "text" not in columns:
-        raise ConfigError(f"{path}: no 'text' column (columns: {', '.join(sorted(columns))})")
-    return rows
-
-
-def _write_rows(rows, path: str) -> None:
-    import json
-
-    from corpus.config import ConfigError
-    from corpus.records import write_parquet_atomic, write_text_atomic
-
-    if path.endswith(".parquet"):
-        import pyarrow as pa
-
-        write_parquet_atomic(rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows), path)
-    elif path.endswith((".jsonl", ".json")):
-        if not isinstance(rows, list):
-            rows = rows.to_pylist()
-        write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
-    else:
-        raise ConfigError(f"{path}: expected a .parquet or .jsonl output file")
-
-
 def cmd_gate(args) -> int:
     import json
     from pathlib import Path
 
     from corpus.config import ConfigError
     from corpus.recipe import load_recipe
-    from corpus.records import write_parquet_atomic
+    from corpus.records import read_rows, write_parquet_atomic, write_rows
     from corpus.sandbox import Sandbox
 
     if bool(args.run) == bool(args.input):
@@ -546,7 +494,7 @@ def cmd_gate(args) -> int:
             raise ConfigError(f"{run}/generated: no chunk-*.parquet files to gate")
     else:
         cfg = load_recipe(args.recipe).gate
-        rows = _read_rows(args.input)
+        rows = read_rows(args.input, required=("text",))
     total = Counter()
     with Sandbox(workers=args.workers, timeout=cfg.timeout, memory_mb=cfg.memory_mb) as sb:
         if args.run:
@@ -558,7 +506,7 @@ def cmd_gate(args) -> int:
                 total += counts
         else:
             rows, total = apply_gate(rows, cfg, sb)
-            _write_rows(rows, args.output)
+            write_rows(rows, args.output)
     if args.json:
         print(json.dumps({name: total[name] for name in (ACCEPTED, *CHECKS) if total[name]}))
     else:

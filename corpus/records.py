@@ -7,6 +7,7 @@ so every chunk of every run has the same columns and types.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Iterable
@@ -70,3 +71,44 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def read_rows(path: str | os.PathLike, required: tuple[str, ...] = ("id", "text")) -> pa.Table:
+    """A Parquet or JSONL file of records made anywhere, for ``--input`` options."""
+    from corpus.config import ConfigError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    if path.suffix == ".parquet":
+        table = pq.read_table(path)
+    elif path.suffix in (".jsonl", ".json"):
+        rows = []
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise ConfigError(f"{path}:{n}: not valid JSON: {e.msg}") from None
+                if not isinstance(rows[-1], dict):
+                    raise ConfigError(f"{path}:{n}: expected a JSON object per line")
+        table = pa.Table.from_pylist(rows)
+    else:
+        raise ConfigError(f"{path}: expected a .parquet or .jsonl file")
+    missing = [c for c in required if c not in table.column_names]
+    if missing:
+        raise ConfigError(f"{path}: missing column(s) {', '.join(missing)} (columns: {', '.join(table.column_names)})")
+    return table
+
+
+def write_rows(table: pa.Table, path: str | os.PathLike) -> None:
+    """Write records as Parquet or JSONL (by the file's ending), atomically."""
+    from corpus.config import ConfigError
+
+    path = Path(path)
+    if path.suffix == ".parquet":
+        write_parquet_atomic(table, path)
+    elif path.suffix in (".jsonl", ".json"):
+        write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in table.to_pylist()))
+    else:
+        raise ConfigError(f"{path}: expected a .parquet or .jsonl output file")

@@ -217,6 +217,6 @@ def test_cli_input_output_jsonl_and_parquet(tmp_path, capsys):
 def test_cli_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "bad.jsonl").write_text('{"body": "x"}\n')
     assert main(["gate", "--input", str(tmp_path / "bad.jsonl"), "--output", str(tmp_path / "o.jsonl")]) == 2
-    assert "no 'text' column (columns: body)" in capsys.readouterr().err
+    assert "missing column(s) text (columns: body)" in capsys.readouterr().err
     assert main(["gate", "--run", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
