@@ -26,7 +26,7 @@ def _corpus(run: Path):
     return t.column("id").to_pylist(), t.column("text").to_pylist(), t.column("n_tokens").to_pylist()
 
 
-def test_build_stops_at_the_first_record_reaching_the_budget(vllm_engine, smoke_model, tmp_path):
+def test_build_stops_at_the_first_record_reaching_the_budget(vllm_engine, smoke_model, tmp_path, capsys):
     recipe = load_recipe("smoke", {"engine.model": str(smoke_model), **SMALL})
     run = tmp_path / "run"
     stats = build(recipe, run, 1500, engine=vllm_engine)
@@ -50,6 +50,13 @@ def test_build_stops_at_the_first_record_reaching_the_budget(vllm_engine, smoke_
     card = (run / "corpus" / "README.md").read_text()
     assert card.startswith("---\n") and recipe.hash in card and f"{sum(n):,}" in card
     assert json.loads((run / "stats.json").read_text())["counts"]["kept"] == len(ids)
+
+    # Inspecting: a record by id with its entities, the stats as JSON.
+    assert main(["show", "--run", str(run), "--id", ids[1]]) == 0
+    out = capsys.readouterr().out
+    assert f"=== {ids[1]}" in out and f"topic: {table.column('topic')[1]}" in out and texts[1] in out
+    assert main(["stats", "--run", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tokens"]["corpus"] == sum(n)
 
     # Rerunning a finished build generates nothing and gives the same corpus.
     mtimes = {p: p.stat().st_mtime_ns for p in (run / "generated").iterdir()}
