@@ -124,19 +124,23 @@ def generate_run(
     engine: Engine | None = None,
     log=print,
 ) -> dict:
-    """Freeze the recipe in ``out``, then generate the chunks of ``chunks`` that belong to array
-    task ``task`` of ``tasks`` and are not done yet. The engine is built only if there is work
-    (``engine=None``: from ``recipe.engine``). Returns counts and timings."""
+    """Generate the chunks of ``chunks`` that belong to array task ``task`` of ``tasks`` and are
+    not done yet, freezing the recipe in ``out`` (or refusing a different one). The engine is
+    built only if there is work (``engine=None``: from ``recipe.engine``). Returns counts and timings."""
     run = RunDir(out)
-    run.freeze(recipe)
+    if run.recipe_path.is_file():
+        run.freeze(recipe)  # refuse a different recipe before spending minutes on an engine start
     mine = [c for c in chunks if c % tasks == task]
     done = run.done_chunks()
     todo = [c for c in mine if c not in done]
     stats = {"chunks": len(todo), "skipped": len(mine) - len(todo), "prompts": 0, "failed": 0, "completion_tokens": 0, "seconds": 0.0}
+    if todo:
+        # Before freezing: a bad --model must not leave a recipe behind that refuses the corrected command.
+        engine = engine or make_engine(recipe.engine)
+    run.freeze(recipe)
     if not todo:
         log(f"nothing to do: all {len(mine)} chunks of this task are in {run.generated}")
         return stats
-    engine = engine or make_engine(recipe.engine)
     plan, count_tokens = Plan(recipe), token_counter(recipe.tokenizer)
     from tqdm import tqdm
 
@@ -194,8 +198,10 @@ def cmd_generate(args) -> int:
         chunks = range(0, -(-args.prompts // recipe.chunk_size))
     else:
         raise ConfigError("say which chunks to generate: --chunks A:B or --prompts N")
-    if args.array_task is not None or args.array_size is not None:
-        task, tasks = args.array_task or 0, args.array_size or 1
+    if (args.array_task is None) != (args.array_size is None):
+        raise ConfigError("--array-task and --array-size go together")
+    if args.array_task is not None:
+        task, tasks = args.array_task, args.array_size
     else:
         task, tasks = _slurm_array() or (0, 1)
     if not 0 <= task < tasks:

@@ -100,6 +100,11 @@ def test_frozen_recipe_refuses_a_different_one(tmp_path, vllm_engine_config, cap
     assert code == 2
     err = capsys.readouterr().err
     assert "differing keys: engine.model, seed" in err
+    # A bad model is a one-line error and freezes nothing, so the corrected command can run.
+    fresh = tmp_path / "fresh"
+    assert main(["generate", "--recipe", str(path), "--out", str(fresh), "--chunks", "0:1", "--model", str(tmp_path / "missing")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+    assert not RunDir(fresh).recipe_path.exists()
 
 
 def test_array_tasks_split_chunks(tmp_path, vllm_engine, vllm_engine_config, monkeypatch):
