@@ -127,12 +127,13 @@ def test_kill_9_then_rerun_loses_and_duplicates_nothing(tmp_path, vllm_engine, v
     out = tmp_path / "run"
     args = ["generate", "--recipe", str(path), "--out", str(out), "--chunks", f"0:{n_chunks}"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "corpus", *args], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "generate.log"
+    with open(log, "wb") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "corpus", *args], env=env, start_new_session=True, stdout=f, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 300
         while not RunDir(out).done_chunks():
-            assert proc.poll() is None, "corpus generate exited before writing a chunk"
+            assert proc.poll() is None, f"corpus generate exited before writing a chunk:\n{log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, "no chunk within 300 s"
             time.sleep(0.02)
     finally:
