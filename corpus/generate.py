@@ -17,16 +17,17 @@ import argparse
 import os
 import sys
 import time
-from typing import Callable, Iterable
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from corpus.config import ConfigError
 from corpus.engines import Completion, Engine, Request, make_engine
-from corpus.plan import Plan, Prompt, mix64
-from corpus.recipe import Recipe, TokenCounter
-from corpus.records import record_schema, write_parquet_atomic
-from corpus.run import RunDir
+
+# pyarrow and numpy (via the plan) load in functions: `corpus --help` imports this module.
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from corpus.plan import Plan, Prompt
+    from corpus.recipe import Recipe, TokenCounter
 
 
 def token_counter(cfg: TokenCounter) -> Callable[[list[str]], list[int]]:
@@ -53,6 +54,8 @@ def token_counter(cfg: TokenCounter) -> Callable[[list[str]], list[int]]:
 
 def outline_seed(seed: int) -> int:
     """The outline request's seed: derived from the extract's, distinct from it."""
+    from corpus.plan import mix64
+
     return mix64(seed ^ 0x071E) & 0x7FFFFFFF
 
 
@@ -68,6 +71,10 @@ def _request(plan: Plan, p: Prompt, user: str, max_tokens: int, seed: int) -> Re
 
 def generate_chunk(plan: Plan, engine: Engine, c: int, count_tokens: Callable[[list[str]], list[int]] | None = None) -> pa.Table:
     """Generate chunk ``c`` and return its rows (record schema, one row per prompt, in index order)."""
+    import pyarrow as pa
+
+    from corpus.records import record_schema
+
     recipe = plan.recipe
     count_tokens = count_tokens or token_counter(recipe.tokenizer)
     n = recipe.chunk_size
@@ -124,22 +131,30 @@ def generate_run(
     engine: Engine | None = None,
     log=print,
 ) -> dict:
-    """Freeze the recipe in ``out``, then generate the chunks of ``chunks`` that belong to array
-    task ``task`` of ``tasks`` and are not done yet. The engine is built only if there is work
-    (``engine=None``: from ``recipe.engine``). Returns counts and timings."""
+    """Generate the chunks of ``chunks`` that belong to array task ``task`` of ``tasks`` and are
+    not done yet, freezing the recipe in ``out`` (or refusing a different one). The engine is
+    built only if there is work (``engine=None``: from ``recipe.engine``). Returns counts and timings."""
+    from tqdm import tqdm
+
+    from corpus.plan import Plan
+    from corpus.records import write_parquet_atomic
+    from corpus.run import RunDir
+
     run = RunDir(out)
-    run.freeze(recipe)
+    if run.recipe_path.is_file():
+        run.freeze(recipe)  # refuse a different recipe before spending minutes on an engine start
     mine = [c for c in chunks if c % tasks == task]
     done = run.done_chunks()
     todo = [c for c in mine if c not in done]
     stats = {"chunks": len(todo), "skipped": len(mine) - len(todo), "prompts": 0, "failed": 0, "completion_tokens": 0, "seconds": 0.0}
+    if todo:
+        # Before freezing: a bad --model must not leave a recipe behind that refuses the corrected command.
+        engine = engine or make_engine(recipe.engine)
+    run.freeze(recipe)
     if not todo:
         log(f"nothing to do: all {len(mine)} chunks of this task are in {run.generated}")
         return stats
-    engine = engine or make_engine(recipe.engine)
     plan, count_tokens = Plan(recipe), token_counter(recipe.tokenizer)
-    from tqdm import tqdm
-
     t0 = time.perf_counter()
     with tqdm(total=len(todo), unit="chunk", desc="generate", disable=not sys.stderr.isatty()) as bar:
         for c in todo:
@@ -194,8 +209,10 @@ def cmd_generate(args) -> int:
         chunks = range(0, -(-args.prompts // recipe.chunk_size))
     else:
         raise ConfigError("say which chunks to generate: --chunks A:B or --prompts N")
-    if args.array_task is not None or args.array_size is not None:
-        task, tasks = args.array_task or 0, args.array_size or 1
+    if (args.array_task is None) != (args.array_size is None):
+        raise ConfigError("--array-task and --array-size go together")
+    if args.array_task is not None:
+        task, tasks = args.array_task, args.array_size
     else:
         task, tasks = _slurm_array() or (0, 1)
     if not 0 <= task < tasks:

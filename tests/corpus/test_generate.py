@@ -100,6 +100,11 @@ def test_frozen_recipe_refuses_a_different_one(tmp_path, vllm_engine_config, cap
     assert code == 2
     err = capsys.readouterr().err
     assert "differing keys: engine.model, seed" in err
+    # A bad model is a one-line error and freezes nothing, so the corrected command can run.
+    fresh = tmp_path / "fresh"
+    assert main(["generate", "--recipe", str(path), "--out", str(fresh), "--chunks", "0:1", "--model", str(tmp_path / "missing")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+    assert not RunDir(fresh).recipe_path.exists()
 
 
 def test_array_tasks_split_chunks(tmp_path, vllm_engine, vllm_engine_config, monkeypatch):
@@ -122,12 +127,13 @@ def test_kill_9_then_rerun_loses_and_duplicates_nothing(tmp_path, vllm_engine, v
     out = tmp_path / "run"
     args = ["generate", "--recipe", str(path), "--out", str(out), "--chunks", f"0:{n_chunks}"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "corpus", *args], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "generate.log"
+    with open(log, "wb") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "corpus", *args], env=env, start_new_session=True, stdout=f, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 300
         while not RunDir(out).done_chunks():
-            assert proc.poll() is None, "corpus generate exited before writing a chunk"
+            assert proc.poll() is None, f"corpus generate exited before writing a chunk:\n{log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, "no chunk within 300 s"
             time.sleep(0.02)
     finally:
