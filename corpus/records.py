@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Iterable
 
@@ -51,6 +52,10 @@ def record_schema(axes: Iterable[str] = ()) -> pa.Schema:
     return pa.schema(_HEAD + axis_fields + _TAIL)
 
 
+# Temporary names carry host and pid: array tasks on several nodes share the run directory.
+_TAG = f"{socket.gethostname()}-{os.getpid()}"
+
+
 def write_parquet_atomic(table: pa.Table, path: str | os.PathLike, row_group_size: int = 1024) -> None:
     """Write ``table`` to ``path`` through a temporary name and an atomic rename.
 
@@ -58,7 +63,7 @@ def write_parquet_atomic(table: pa.Table, path: str | os.PathLike, row_group_siz
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{_TAG}")
     pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
@@ -68,7 +73,7 @@ def write_parquet_atomic(table: pa.Table, path: str | os.PathLike, row_group_siz
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{_TAG}")
     tmp.write_text(text)
     os.replace(tmp, path)
 

@@ -7,10 +7,12 @@ tokenizer directory, e.g. the target model's.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from corpus.config import ConfigError
-from corpus.recipe import TokenCounter
+
+if TYPE_CHECKING:
+    from corpus.recipe import TokenCounter
 
 Counter = Callable[[list[str]], list[int]]
 
