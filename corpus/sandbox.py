@@ -334,10 +334,20 @@ def _isolate(tmpfs_mb: int) -> list[str] | None:
         flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID
         flags |= (_MS_NODEV if "nodev" in opts else 0) | (_MS_NOEXEC if "noexec" in opts else 0)
         libc.mount(None, path.encode(), None, flags, None)  # best effort: some pseudo-fs refuse
+    # The private /tmp would hide a Python install or venv that lives under /tmp (a CI clone,
+    # say): hold those directories now and bind them back, read-only, into the new /tmp.
+    need = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, *sys.path) if os.path.isdir(p)}
+    need = {p for p in need if p.startswith("/tmp/")}
+    held = {p: os.open(p, os.O_PATH) for p in need if not any(p.startswith(q + "/") for q in need)}
     check(
         libc.mount(b"tmpfs", b"/tmp", b"tmpfs", _MS_NOSUID | _MS_NODEV, f"size={tmpfs_mb}m,nr_inodes=16k,mode=755".encode()),
         "mount tmpfs /tmp",
     )
+    for path, fd in held.items():
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        check(libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, _MS_BIND | _MS_REC, None), f"bind {path}")
+        libc.mount(None, path.encode(), None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID, None)
+        os.close(fd)
     return ["network namespace", "pid namespace", "mount namespace (read-only, private /tmp)"]
 
 
