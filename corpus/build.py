@@ -96,8 +96,10 @@ class Tally:
 
 
 def planned_prompts(tokens: int) -> int:
-    """The plan's default estimate (600 tokens per kept extract, 80% kept): see ``corpus plan``."""
-    return math.ceil(tokens / 600 / 0.8)
+    """The plan's default estimate of the prompts a budget needs (see ``corpus plan``)."""
+    from corpus.plan import ACCEPTANCE, TOKENS_PER_DOC
+
+    return math.ceil(tokens / TOKENS_PER_DOC / ACCEPTANCE)
 
 
 class CorpusWriter:
@@ -105,8 +107,9 @@ class CorpusWriter:
 
     def __init__(self, run: Path, schema: pa.Schema):
         self.final = run / "corpus"
+        for old in run.glob(".corpus-*"):  # left by a killed build
+            shutil.rmtree(old, ignore_errors=True)
         self.tmp = run / f".corpus-tmp-{os.getpid()}"
-        shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(parents=True)
         self.schema = schema
         self.parts: list[Path] = []
@@ -234,12 +237,15 @@ def build(
                                f"{tally.prompts + tally.needed_prompts(tokens):,.0f} prompts, over the cap of {max_prompts:,} "
                                "(--max-prompts)")
             c += 1
+    except BaseException:
+        shutil.rmtree(writer.tmp, ignore_errors=True)
+        raise
     finally:
         if sandbox is not None:
             sandbox.close()
         dedup.close()
     tally.seconds["total"] = time.perf_counter() - t_start
-    stats = _stats(recipe, plan, run.path, tokens, tally, last_id, engine)
+    stats = _stats(recipe, plan, run.path, tokens, tally, last_id)
     write_text_atomic(run.path / "stats.json", json.dumps(stats, indent=2) + "\n")
     from corpus.card import dataset_card, report_md
 
@@ -310,7 +316,7 @@ def _changed(path: Path, table: pa.Table) -> bool:
     return not (old.column("dup_of").equals(table.column("dup_of")) and old.column("contaminated_by").equals(table.column("contaminated_by")))
 
 
-def _stats(recipe, plan, run: Path, tokens: int, tally: Tally, last_id, engine) -> dict:
+def _stats(recipe, plan, run: Path, tokens: int, tally: Tally, last_id) -> dict:
     labels = tally.kept_labels
     topics = labels.get("topic", Counter())
     return {

@@ -210,6 +210,8 @@ def cmd_prompts(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from corpus.plan import ACCEPTANCE, TOKENS_PER_DOC
+
     parser = argparse.ArgumentParser(
         prog="corpus",
         description="Build textbook-style Python training corpora for small code models: "
@@ -231,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tokens", type=parse_tokens, required=True, help="corpus size in tokens: 1e9, 1_000_000, 500M, 2B")
     _recipe_arg(p)
-    p.add_argument("--tokens-per-doc", type=float, default=600, help="tokens per accepted extract (default 600)")
-    p.add_argument("--acceptance", type=float, default=0.8, help="share of prompts that pass gate and dedup (default 0.8)")
+    p.add_argument("--tokens-per-doc", type=float, default=TOKENS_PER_DOC, help=f"tokens per accepted extract (default {TOKENS_PER_DOC})")
+    p.add_argument("--acceptance", type=float, default=ACCEPTANCE, help=f"share of prompts that pass gate and dedup (default {ACCEPTANCE})")
     p.add_argument("--throughput", type=float, default=3000, help="generated tokens/s per GPU (default 3000: vLLM, 7-8B model, one H100)")
     p.add_argument("--price", type=float, default=0.0006, help="API price in USD per 1K output tokens (default 0.0006)")
     p.add_argument("--price-input", type=float, default=0.00015, help="API price in USD per 1K input tokens (default 0.00015)")

@@ -34,6 +34,10 @@ from corpus.recipe import Recipe
 
 _M64 = (1 << 64) - 1
 
+# `corpus plan`'s default assumptions: tokens per kept extract, share of prompts kept.
+TOKENS_PER_DOC = 600
+ACCEPTANCE = 0.8
+
 
 def mix64(x: int) -> int:
     """splitmix64's finaliser: a well-spread 64-bit hash of an integer."""
