@@ -38,7 +38,7 @@ def _training_text() -> list[str]:
 def make_smoke_model(out: str | Path, seed: int = 0, vocab_size: int = 512) -> Path:
     import torch
 
-    from pretrain.tokenizer import byte_level_bpe
+    from corpus.tokens import byte_level_bpe
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     out = Path(out)

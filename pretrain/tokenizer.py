@@ -63,23 +63,6 @@ def tokenizer_hash(tok_dir: str | Path) -> str:
     return hashlib.sha256((Path(tok_dir) / "tokenizer.json").read_bytes()).hexdigest()[:16]
 
 
-def byte_level_bpe(vocab_size: int, special_tokens: list[str], min_frequency: int = 2):
-    """An untrained byte-level BPE tokenizer and its trainer (every byte encodable: no unknown token)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        special_tokens=special_tokens,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    return tok, trainer
-
-
 def train_tokenizer(corpus: str | Path, vocab_size: int, out: str | Path, min_frequency: int = 2) -> dict:
     """Train byte-level BPE on the corpus and save it as a Hugging Face tokenizer in ``out``."""
     from transformers import PreTrainedTokenizerFast
@@ -88,6 +71,8 @@ def train_tokenizer(corpus: str | Path, vocab_size: int, out: str | Path, min_fr
         raise ConfigError(f"--vocab-size {vocab_size}: must be at least 258 (256 bytes + end-of-text + 1 merge)")
     shards = corpus_shards(corpus)
     n_docs = sum(pq.ParquetFile(s).metadata.num_rows for s in shards)
+
+    from corpus.tokens import byte_level_bpe
 
     tok, trainer = byte_level_bpe(vocab_size, [EOS], min_frequency)  # EOS is id 0
 
