@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpus.config import ConfigError
-from corpus.records import write_parquet_atomic, write_text_atomic
+from corpus.records import replace_dir, write_parquet_atomic, write_text_atomic
 
 EXIT_LOW_YIELD = 3  # the budget is unreachable within --max-prompts at the measured yield
 EXIT_NEED_CHUNKS = 4  # finalize: the generated chunks hold too few tokens
@@ -107,7 +107,7 @@ class CorpusWriter:
 
     def __init__(self, run: Path, schema: pa.Schema):
         self.final = run / "corpus"
-        for old in run.glob(".corpus-*"):  # left by a killed build
+        for old in run.glob(".corpus*"):  # left by a killed build
             shutil.rmtree(old, ignore_errors=True)
         self.tmp = run / f".corpus-tmp-{os.getpid()}"
         self.tmp.mkdir(parents=True)
@@ -138,11 +138,7 @@ class CorpusWriter:
         if not self.parts:  # an empty corpus is still a loadable dataset
             pq.write_table(self.schema.empty_table(), self.tmp / "part-00000.parquet", compression="zstd")
         (self.tmp / "README.md").write_text(card)
-        old = self.final.with_name(f".corpus-old-{os.getpid()}")
-        if self.final.exists():
-            os.replace(self.final, old)
-        os.replace(self.tmp, self.final)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(self.tmp, self.final)
         return self.final
 
 
@@ -226,9 +222,10 @@ def build(
                 texts = table.column("text").to_pylist()
                 counts = count([t or "" for t in texts])
                 table = table.set_column(schema.get_field_index("n_tokens"), "n_tokens", pa.array([k if t is not None else None for k, t in zip(counts, texts)], pa.int64()))
+            stored = table
             last_id, table = _account(table, c, tally, dedup, decontam, writer, tokens)
-            if _changed(path, table):  # record dup_of / contaminated_by in the chunk file too
-                write_parquet_atomic(table, path)
+            if any(not stored.column(k).equals(table.column(k)) for k in ("dup_of", "contaminated_by")):
+                write_parquet_atomic(table, path)  # record dup_of / contaminated_by in the chunk file too
             report(tally, c, last_id is not None)
             if last_id is not None:
                 break
@@ -311,9 +308,9 @@ def _account(table, c, tally: Tally, dedup, decontam, writer: CorpusWriter, targ
     return reached, table
 
 
-def _changed(path: Path, table: pa.Table) -> bool:
-    old = pq.read_table(path, columns=["dup_of", "contaminated_by"])
-    return not (old.column("dup_of").equals(table.column("dup_of")) and old.column("contaminated_by").equals(table.column("contaminated_by")))
+def is_noise(recipe) -> bool:
+    """Made with the smoke model or recipe: text that tests the machinery, not training data."""
+    return recipe.name == "smoke" or "smoke" in (recipe.engine.model or "")
 
 
 def _stats(recipe, plan, run: Path, tokens: int, tally: Tally, last_id) -> dict:
@@ -326,6 +323,7 @@ def _stats(recipe, plan, run: Path, tokens: int, tally: Tally, last_id) -> dict:
         "seed": recipe.seed,
         "model": recipe.engine.model,
         "engine": recipe.engine.name,
+        "noise": is_noise(recipe),
         "sampling": {"temperature": recipe.sampling.temperature, "top_p": recipe.sampling.top_p, "max_tokens": recipe.sampling.max_tokens},
         "tokenizer": f"{recipe.tokenizer.kind}:{recipe.tokenizer.name}",
         "target_tokens": tokens,
@@ -433,7 +431,7 @@ def cmd_build(args) -> int:
         if not frozen.is_file():
             raise ConfigError(f"{frozen}: no such file (finalize needs a run made by corpus generate or corpus build)")
         recipe = load_recipe(str(frozen))
-    if "smoke" in (recipe.engine.model or "") or recipe.name == "smoke":
+    if is_noise(recipe):
         print("note: the smoke model writes random noise, so the smoke recipe turns off the gate checks noise "
               "cannot pass; this run tests the machinery, not the data", file=sys.stderr)
     display = Display(args.tokens)

@@ -73,7 +73,7 @@ Short textbook-style extracts about Python and computer-science fundamentals, ea
 for one target reader and holding prose and runnable Python snippets, made with the
 "Textbooks Are All You Need" (phi-1) recipe by `corpus build`.
 
-{"**This corpus was made with the smoke model, whose text is random noise: it exercises the pipeline and is not training data.**" if "smoke" in (s['model'] or '') else ""}
+{"**This corpus was made with the smoke model, whose text is random noise: it exercises the pipeline and is not training data.**" if s["noise"] else ""}
 
 ## How it was made
 

@@ -41,6 +41,16 @@ def parse_tokens(value: str) -> int:
     return int(n)
 
 
+def _fraction(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        x = -1.0
+    if not 0 < x <= 1:
+        raise argparse.ArgumentTypeError(f"invalid fraction {value!r}: expected a number in (0, 1]")
+    return x
+
+
 def _range(value: str) -> tuple[int, int]:
     m = re.fullmatch(r"(\d+):(\d+)", value.strip())
     if not m or int(m.group(1)) >= int(m.group(2)):
@@ -79,25 +89,20 @@ def engine_args(p: argparse.ArgumentParser) -> None:
 
 
 def recipe_from_args(args):
-    """The recipe named by --recipe with --seed, --model, --engine, --base-url and --set applied."""
+    """The recipe named by --recipe with whichever of --seed, --model, --engine, --base-url and
+    --set the command has applied."""
     from corpus.recipe import load_recipe
 
-    overrides = dict(args.set)
-    for key, value in (("seed", args.seed), ("engine.model", args.model), ("engine.name", args.engine), ("engine.base_url", args.base_url)):
-        if value is not None:
-            overrides[key] = value
+    overrides = dict(getattr(args, "set", []))
+    for key, flag in (("seed", "seed"), ("engine.model", "model"), ("engine.name", "engine"), ("engine.base_url", "base_url")):
+        if getattr(args, flag, None) is not None:
+            overrides[key] = getattr(args, flag)
     return load_recipe(args.recipe, overrides)
-
-
-def load_recipe_from_args(args):
-    from corpus.recipe import load_recipe
-
-    return load_recipe(args.recipe, {"seed": args.seed} if args.seed is not None else None)
 
 
 # -- topics -------------------------------------------------------------------------
 def cmd_topics(args) -> int:
-    recipe = load_recipe_from_args(args)
+    recipe = recipe_from_args(args)
     from corpus.plan import Plan
 
     t, plan = recipe.topics, Plan(recipe)
@@ -129,7 +134,7 @@ def cmd_topics(args) -> int:
 
 # -- plan ---------------------------------------------------------------------------
 def cmd_plan(args) -> int:
-    recipe = load_recipe_from_args(args)
+    recipe = recipe_from_args(args)
     from corpus.plan import Plan
 
     plan = Plan(recipe)
@@ -189,7 +194,7 @@ def cmd_plan(args) -> int:
 
 # -- prompts ------------------------------------------------------------------------
 def cmd_prompts(args) -> int:
-    recipe = load_recipe_from_args(args)
+    recipe = recipe_from_args(args)
     from corpus.plan import Plan
 
     plan = Plan(recipe)
@@ -234,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", type=parse_tokens, required=True, help="corpus size in tokens: 1e9, 1_000_000, 500M, 2B")
     _recipe_arg(p)
     p.add_argument("--tokens-per-doc", type=float, default=TOKENS_PER_DOC, help=f"tokens per accepted extract (default {TOKENS_PER_DOC})")
-    p.add_argument("--acceptance", type=float, default=ACCEPTANCE, help=f"share of prompts that pass gate and dedup (default {ACCEPTANCE})")
+    p.add_argument("--acceptance", type=_fraction, default=ACCEPTANCE, help=f"share of prompts that pass gate and dedup (default {ACCEPTANCE})")
     p.add_argument("--throughput", type=float, default=3000, help="generated tokens/s per GPU (default 3000: vLLM, 7-8B model, one H100)")
     p.add_argument("--price", type=float, default=0.0006, help="API price in USD per 1K output tokens (default 0.0006)")
     p.add_argument("--price-input", type=float, default=0.00015, help="API price in USD per 1K input tokens (default 0.00015)")
@@ -255,9 +260,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "acceptance", 1) is not None and not 0 < getattr(args, "acceptance", 1) <= 1:
-        print("corpus: error: --acceptance must be in (0, 1]", file=sys.stderr)
-        return 2
     try:
         return args.func(args) or 0
     except ConfigError as e:

@@ -346,8 +346,7 @@ def cmd_decontam(args) -> int:
     import time
 
     from corpus.dedup import candidate_mask, progress, run_chunks, run_recipe
-    from corpus.records import read_rows, write_rows
-    from corpus.records import write_parquet_atomic, write_text_atomic
+    from corpus.records import read_rows, write_parquet_atomic, write_rows, write_text_atomic
 
     if (args.run is None) == (args.input is None) or (args.input is None) != (args.output is None):
         raise ConfigError("give either --run runs/NAME, or --input F and --output G")

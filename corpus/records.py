@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Iterable
@@ -117,3 +118,14 @@ def write_rows(table: pa.Table, path: str | os.PathLike) -> None:
         write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in table.to_pylist()))
     else:
         raise ConfigError(f"{path}: expected a .parquet or .jsonl output file")
+
+
+def replace_dir(tmp: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Move a fully written directory into place. The old one is renamed aside first and
+    removed last, so a crash leaves either the old directory or the new one at ``dest``."""
+    tmp, dest = Path(tmp), Path(dest)
+    old = dest.with_name(f".{dest.name}.old-{_TAG}")
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)

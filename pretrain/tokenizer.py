@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 from typing import Iterator
 
 import pyarrow.parquet as pq
 
 from corpus.config import ConfigError
+from corpus.records import replace_dir
 
 EOS = "<|endoftext|>"
 
@@ -86,12 +86,7 @@ def train_tokenizer(corpus: str | Path, vocab_size: int, out: str | Path, min_fr
     out = Path(out)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     fast.save_pretrained(tmp)
-    _replace_dir(tmp, out)
+    replace_dir(tmp, out)
     return {"out": str(out), "vocab_size": tok.get_vocab_size(), "documents": n_docs, "tokenizer_hash": tokenizer_hash(out)}
 
 
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Move a fully written directory into place (an old one is removed first)."""
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)

@@ -36,7 +36,7 @@ from typing import Literal
 import numpy as np
 
 from corpus.config import ConfigError
-from corpus.records import write_text_atomic
+from corpus.records import replace_dir, write_text_atomic
 from pretrain.model import hf_config, resolve
 from pretrain.pack import load_meta
 
@@ -149,9 +149,7 @@ def export(model, tokenizer_dir: Path, dest: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp)
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
+    replace_dir(tmp, dest)
 
 
 class _Stop:
