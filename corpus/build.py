@@ -167,12 +167,11 @@ def build(
     from corpus.decontam import Decontaminator
     from corpus.dedup import Deduplicator
     from corpus.engines import make_engine
-    from corpus.gate import apply_gate
+    from corpus.gate import apply_gate, make_sandbox
     from corpus.generate import generate_chunk
     from corpus.plan import Plan
     from corpus.records import record_schema
     from corpus.run import RunDir
-    from corpus.sandbox import Sandbox
     from corpus.tokens import token_counter
 
     t_start = time.perf_counter()
@@ -214,7 +213,7 @@ def build(
                 t0 = time.perf_counter()
                 runs_code = {"snippet_error", "snippet_timeout"} - set(recipe.gate.skip)
                 if sandbox is None and runs_code:  # one warm pool for the whole build
-                    sandbox = Sandbox(workers=os.cpu_count() or 1, timeout=recipe.gate.timeout, memory_mb=recipe.gate.memory_mb)
+                    sandbox = make_sandbox(recipe.gate, os.cpu_count() or 1)
                 table, _ = apply_gate(table, recipe.gate, sandbox)
                 write_parquet_atomic(table, path)
                 tally.seconds["gate"] += time.perf_counter() - t0

@@ -438,14 +438,19 @@ def apply_gate(rows, config: GateConfig, sandbox: Sandbox | None = None, *, work
     return table, counts
 
 
+def make_sandbox(cfg: GateConfig, workers: int) -> Sandbox:
+    """The sandbox the gate's settings call for (time and memory limits per snippet)."""
+    from corpus.sandbox import Sandbox
+
+    return Sandbox(workers=workers, timeout=cfg.timeout, memory_mb=cfg.memory_mb)
+
+
 def _run(programs: list[str], cfg: GateConfig, sandbox, workers: int, progress: bool | None):
     from tqdm import tqdm
 
-    from corpus.sandbox import Sandbox
-
     own = sandbox is None
     if own:
-        sandbox = Sandbox(workers=workers, timeout=cfg.timeout, memory_mb=cfg.memory_mb)
+        sandbox = make_sandbox(cfg, workers)
     try:
         results = []
         bar = tqdm(total=len(programs), desc="snippets", unit="snippet", disable=not (sys.stderr.isatty() if progress is None else progress))
@@ -478,7 +483,6 @@ def cmd_gate(args) -> int:
     from corpus.config import ConfigError
     from corpus.recipe import load_recipe
     from corpus.records import read_rows, write_parquet_atomic, write_rows
-    from corpus.sandbox import Sandbox
 
     if bool(args.run) == bool(args.input):
         raise ConfigError("gate: give either --run RUN_DIR or --input FILE --output FILE")
@@ -496,7 +500,7 @@ def cmd_gate(args) -> int:
         cfg = load_recipe(args.recipe).gate
         rows = read_rows(args.input, required=("text",))
     total = Counter()
-    with Sandbox(workers=args.workers, timeout=cfg.timeout, memory_mb=cfg.memory_mb) as sb:
+    with make_sandbox(cfg, args.workers) as sb:
         if args.run:
             import pyarrow.parquet as pq
 
