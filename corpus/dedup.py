@@ -24,11 +24,13 @@ so neither they nor the signatures live in memory.
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import re
 import resource
 import time
 import unicodedata
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -38,11 +40,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
+from datasketch import MinHash
 
 from corpus.config import ConfigError
+from corpus.io import save_npy, write_parquet, write_text
 from corpus.settings import DedupConfig
-from corpus.records import read_rows, write_parquet_atomic, write_rows, write_text_atomic
-
+from corpus.stage import Stage, live_rows, set_column
 
 # -- signatures ------------------------------------------------------------------------
 # Words are what remains between whitespace once ASCII punctuation (and common typographic
@@ -95,8 +98,6 @@ def _shingles(norm: str, cfg: DedupConfig) -> np.ndarray:
 @lru_cache(maxsize=8)
 def permutations(num_perm: int, seed: int, scheme: str) -> tuple[np.ndarray, np.ndarray]:
     """datasketch's own permutation parameters (a, b) for these settings."""
-    from datasketch import MinHash
-
     a, b = MinHash(num_perm=num_perm, seed=seed, scheme=scheme).permutations
     return a.astype(np.uint32), b.astype(np.uint32)
 
@@ -176,8 +177,6 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 def datasketch_signature(text: str, cfg: DedupConfig) -> np.ndarray:
     """The same signature computed by datasketch's ``MinHash.update_batch`` (reference path)."""
-    from datasketch import MinHash
-
     m = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, scheme=cfg.scheme, hashfunc=int)
     m.update_batch(shingle_hashes(text, cfg).tolist())
     return m.hashvalues
@@ -277,7 +276,7 @@ class Deduplicator:
                 f"{self.dir}: saved with different dedup settings ({conf.read_text()}); "
                 f"delete {self.dir} to recompute with the new ones"
             )
-        write_text_atomic(conf, want)
+        write_text(conf, want)
         self.bands = _Runs()
         self.exact = _Runs()
         self.offsets = [0]  # document numbers of chunk c: offsets[c] .. offsets[c+1]-1
@@ -334,8 +333,6 @@ class Deduplicator:
             sk = signatures(texts, self.cfg)
         else:
             if self._pool is None:
-                import multiprocessing as mp
-
                 # spawn: safe in a process that already runs threads (the build loop).
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
             step = -(-len(texts) // self.workers)
@@ -348,7 +345,7 @@ class Deduplicator:
         self.stats["sign_seconds"] += time.perf_counter() - t0
         self.stats["signed"] += len(texts)
         for kind in reversed(_FILES):  # the signature last: it marks the chunk as signed
-            _save_npy(self._path(kind, chunk), getattr(sk, kind))
+            save_npy(self._path(kind, chunk), getattr(sk, kind))
         return sk
 
     def add(self, chunk: int, ids: list[str], texts: list[str]) -> list[Decisions]:
@@ -435,7 +432,7 @@ class Deduplicator:
                     seen_band.setdefault(k, []).append(i)
             seen_exact[e] = i
             kept[i] = True
-        write_parquet_atomic(
+        write_parquet(
             pa.table({"id": pa.array(ids, pa.string()), "dup_of": pa.array(dup_of, pa.string()),
                       "reason": pa.array(reason, pa.string())}),
             self._path("dec", chunk),
@@ -466,157 +463,43 @@ class Deduplicator:
 _FILES = ("sig", "exact", "shingles", "offsets")  # = the Sketch fields, in order
 
 
-def _save_npy(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.save(f, arr)
-    os.replace(tmp, path)
+class Dedup(Stage):
+    """The dedup stage: fills ``dup_of`` (the kept document's id; null when kept) for the live rows
+    (text present, gate accepted or not run). Batch k of the calls is chunk k of the run: batches
+    must come in order (the runner's chunk loop); the state in ``state_dir`` makes every batch's
+    verdicts final, so a resumed run re-reads them instead of recomputing. ``from_chunk``: forget
+    the saved state of chunks from this one on (their chunk files are about to be made again)."""
 
+    name = "dedup"
 
-def dedup_tables(tables: list[pa.Table], cfg: DedupConfig, state_dir: str | os.PathLike,
-                 workers: int | None = 1) -> tuple[list[pa.Table], dict]:
-    """Deduplicate ``tables`` (chunks in index order, each with ``id`` and ``text``) and
-    return them with ``dup_of`` filled (null when kept), plus the stats."""
-    dd = Deduplicator(state_dir, cfg, workers)
-    try:
-        decided: dict[int, Decisions] = {}
-        for c, t in enumerate(tables):
-            for d in dd.add(c, t.column("id").to_pylist(), [x or "" for x in t.column("text").to_pylist()]):
-                decided[d.chunk] = d
-        out = [set_column(t, "dup_of", pa.array(decided[c].dup_of, pa.string())) for c, t in enumerate(tables)]
-        return out, dd.report()
-    finally:
-        dd.close()
+    def __init__(self, cfg: DedupConfig, state_dir: str | os.PathLike, *, workers: int | None = None, from_chunk: int | None = None):
+        super().__init__()
+        if from_chunk is not None:
+            for p in Path(state_dir).glob("*-*.*"):
+                m = re.fullmatch(r"(?:dec|sig|exact|shingles|offsets)-(\d+)\.(?:parquet|npy)", p.name)
+                if m and int(m.group(1)) >= from_chunk:
+                    p.unlink()
+        self.dd = Deduplicator(state_dir, cfg, workers)
+        self.batch = 0
 
+    def __call__(self, table: pa.Table) -> pa.Table:
+        t0, fresh = time.perf_counter(), self.batch >= self.dd.next
+        rows = np.nonzero(live_rows(table))[0]
+        texts, ids = table.column("text").to_pylist(), table.column("id").to_pylist()
+        decided = {d.chunk: d for d in self.dd.add(self.batch, [ids[i] for i in rows], [texts[i] for i in rows])}
+        if self.batch not in decided:
+            raise RuntimeError(f"dedup: batch {self.batch} cannot be decided before batch {self.dd.next}")
+        dec = decided[self.batch]
+        self.batch += 1
+        col: list[str | None] = [None] * table.num_rows
+        for i, d in zip(rows, dec.dup_of):
+            col[i] = d
+        dropped = Counter(r for r in dec.reason if r)
+        self.stats.add(len(rows) - sum(dropped.values()), dropped, time.perf_counter() - t0 if fresh else 0.0)
+        return set_column(table, "dup_of", pa.array(col, pa.string()))
 
-# -- files: a run's chunks, or any Parquet/JSONL with id and text ---------------------------
-_CHUNK = re.compile(r"chunk-(\d+)\.parquet")
+    def report(self) -> dict:
+        return self.dd.report()
 
-RUN_ROWS_HELP = (
-    "With --run, the documents are the rows of runs/NAME/generated/chunk-*.parquet that have "
-    "text and whose gate is 'accepted' (or null: the gate has not run on them yet); rows the "
-    "gate rejected are left as they are. Chunk files are rewritten atomically."
-)
-
-
-def run_chunks(run: Path) -> list[tuple[int, Path]]:
-    """The run's generated chunk files as (chunk number, path), in chunk order."""
-    gen = run / "generated"
-    if not run.is_dir():
-        raise ConfigError(f"{run}: no such run directory")
-    if not (run / "recipe.yaml").is_file():
-        raise ConfigError(f"{run}: not a run directory (no recipe.yaml)")
-    out = sorted((int(m.group(1)), p) for p in gen.glob("chunk-*.parquet") if (m := _CHUNK.fullmatch(p.name)))
-    if not out:
-        raise ConfigError(f"{gen}: no chunk-*.parquet files yet")
-    return out
-
-
-def run_recipe(run: Path):
-    from corpus.recipe import load_recipe
-
-    return load_recipe(str(run / "recipe.yaml"))
-
-
-def candidate_mask(table: pa.Table) -> np.ndarray:
-    """Rows a stage works on: text present and gate 'accepted' or null (gate not run)."""
-    import pyarrow.compute as pc
-
-    has_text = pc.is_valid(table.column("text"))
-    if "gate" not in table.column_names:
-        return np.asarray(has_text)
-    gate = table.column("gate")
-    ok = pc.or_kleene(pc.is_null(gate), pc.equal(gate, "accepted"))
-    return np.asarray(pc.and_(has_text, pc.fill_null(ok, True)))
-
-
-def set_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
-    """Replace or append column ``name`` (keeping the existing field's type in a record table)."""
-    if name in table.column_names:
-        i = table.column_names.index(name)
-        return table.set_column(i, table.schema.field(i), values.cast(table.schema.field(i).type))
-    return table.append_column(name, values)
-
-
-def progress(iterable, **kw):
-    import sys
-
-    from tqdm import tqdm
-
-    return tqdm(iterable, disable=not sys.stderr.isatty(), **kw)
-
-
-# -- command ---------------------------------------------------------------------------------
-def cmd_dedup(args) -> int:
-    if (args.run is None) == (args.input is None) or (args.input is None) != (args.output is None):
-        raise ConfigError("give either --run runs/NAME, or --input F and --output G")
-    t0 = time.perf_counter()
-    if args.input:
-        table = read_rows(Path(args.input))
-        cfg = DedupConfig()
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as state:
-            step = args.chunk_rows
-            parts = [table.slice(i, step) for i in range(0, len(table), step)] or [table]
-            out, stats = dedup_tables(parts, cfg, state, args.workers)
-        write_rows(pa.concat_tables(out), Path(args.output))
-    else:
-        run = Path(args.run)
-        chunks = run_chunks(run)
-        cfg = run_recipe(run).dedup
-        dd = Deduplicator(run / "dedup", cfg, args.workers)
-        paths = dict(chunks)
-        try:
-            for c, path in progress(chunks, desc="dedup", unit="chunk"):
-                table = pq.read_table(path)
-                mask = candidate_mask(table)
-                rows = np.nonzero(mask)[0]
-                texts = table.column("text").to_pylist()
-                ids = table.column("id").to_pylist()
-                for d in dd.add(c, [ids[i] for i in rows], [texts[i] for i in rows]):
-                    t = table if d.chunk == c else pq.read_table(paths[d.chunk])
-                    col = [None] * len(t)
-                    for i, v in zip(np.nonzero(candidate_mask(t))[0], d.dup_of):
-                        col[i] = v
-                    if "dup_of" not in t.column_names or t.column("dup_of").to_pylist() != col:
-                        write_parquet_atomic(set_column(t, "dup_of", pa.array(col, pa.string())), paths[d.chunk])
-            stats = dd.report()
-        finally:
-            dd.close()
-        if stats["parked_chunks"]:
-            missing = sorted(set(range(max(paths) + 1)) - set(paths))
-            stats["waiting_for_chunks"] = missing
-        stats["seconds"] = round(time.perf_counter() - t0, 3)
-        write_text_atomic(run / "dedup" / "stats.json", json.dumps(stats, indent=2) + "\n")
-    stats["seconds"] = round(time.perf_counter() - t0, 3)
-    if args.json:
-        print(json.dumps(stats, indent=2))
-    else:
-        print(f"dedup: {stats['docs_in']:,} documents in, {stats['exact_dups']:,} exact duplicates, "
-              f"{stats['near_dups']:,} near duplicates, {stats['kept']:,} kept; "
-              f"{stats['seconds']:.1f} s, peak RSS {stats['peak_rss_mb']:.0f} MB, index {stats['index_bytes'] / 1e6:.1f} MB")
-        if stats.get("parked_chunks"):
-            print(f"dedup: chunks {stats['parked_chunks']} are signed but wait for missing chunks "
-                  f"{stats['waiting_for_chunks']} (rerun once they exist)")
-    return 0
-
-
-def register(sub) -> None:
-    p = sub.add_parser(
-        "dedup",
-        help="drop exact and near-duplicate documents (MinHash LSH); fills dup_of",
-        description="Exact duplicates (normalised text) then near duplicates (datasketch MinHash, LSH with the "
-        "recipe's bands x rows, verified by the Jaccard estimate). The first document in index order wins; "
-        "every later copy gets dup_of = the kept document's id (null when kept). " + RUN_ROWS_HELP + " "
-        "Signatures and verdicts are saved per chunk in runs/NAME/dedup/, so rerunning continues where it "
-        "stopped and gives the same answer as one pass; a chunk is decided once every earlier chunk exists. "
-        "Settings: the recipe's dedup section (for --input: the defaults).",
-    )
-    p.add_argument("--run", help="run directory runs/NAME")
-    p.add_argument("--input", help="a Parquet or JSONL file with id and text columns")
-    p.add_argument("--output", help="where to write --input's rows with dup_of filled (.parquet or .jsonl)")
-    p.add_argument("--workers", type=int, default=None, help="processes computing signatures (default: all cores)")
-    p.add_argument("--chunk-rows", type=int, default=8192, help="--input rows signed per batch (default 8192)")
-    p.add_argument("--json", action="store_true", help="print the stats as JSON")
-    p.set_defaults(func=cmd_dedup)
+    def close(self) -> None:
+        self.dd.close()

@@ -30,6 +30,7 @@ import jinja2
 import jinja2.meta
 import numpy as np
 
+from corpus.config import ConfigError
 from corpus.recipe import Recipe
 
 _M64 = (1 << 64) - 1
@@ -116,8 +117,6 @@ class Plan:
             else:
                 self._system_const = None
         except jinja2.TemplateSyntaxError as e:
-            from corpus.config import ConfigError
-
             raise ConfigError(f"recipe {recipe.name!r}: template error at template line {e.lineno}: {e.message}") from None
 
     # -- entities -----------------------------------------------------------------

@@ -28,7 +28,13 @@ class Progress:
         self._bar = None
         if self.stream.isatty() if live is None else live:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
             from rich.progress import Progress as Bar
 
             self._bar = Bar(TextColumn(desc), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(),

@@ -19,7 +19,16 @@ import yaml
 
 from corpus.config import ConfigError, build, load_yaml, to_dict
 from corpus.records import record_schema
-from corpus.settings import DecontamConfig, DedupConfig, EngineConfig, GateConfig, Sampling, TaxonomyConfig, Templates, TokenCounter
+from corpus.settings import (
+    DecontamConfig,
+    DedupConfig,
+    EngineConfig,
+    GateConfig,
+    Sampling,
+    TaxonomyConfig,
+    Templates,
+    TokenCounter,
+)
 from corpus.taxonomy import Audiences, Taxonomy, load_audiences, load_topics
 
 # Columns a recipe axis may not be named after (they exist in every record).

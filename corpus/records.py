@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 from pathlib import Path
 from typing import Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from corpus.config import ConfigError
+from corpus.io import write_parquet, write_text
 
 # Columns before the per-recipe axis columns, then after them.
 _HEAD = [
@@ -53,36 +54,8 @@ def record_schema(axes: Iterable[str] = ()) -> pa.Schema:
     return pa.schema(_HEAD + axis_fields + _TAIL)
 
 
-# Temporary names carry host and pid: array tasks on several nodes share the run directory.
-_TAG = f"{socket.gethostname()}-{os.getpid()}"
-
-
-def write_parquet_atomic(table: pa.Table, path: str | os.PathLike, row_group_size: int = 1024) -> None:
-    """Write ``table`` to ``path`` through a temporary name and an atomic rename.
-
-    A reader (or a resumed run) therefore sees either no file or a complete one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{_TAG}")
-    pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{_TAG}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def read_rows(path: str | os.PathLike, required: tuple[str, ...] = ("id", "text")) -> pa.Table:
     """A Parquet or JSONL file of records made anywhere, for ``--input`` options."""
-    from corpus.config import ConfigError
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
@@ -109,23 +82,10 @@ def read_rows(path: str | os.PathLike, required: tuple[str, ...] = ("id", "text"
 
 def write_rows(table: pa.Table, path: str | os.PathLike) -> None:
     """Write records as Parquet or JSONL (by the file's ending), atomically."""
-    from corpus.config import ConfigError
-
     path = Path(path)
     if path.suffix == ".parquet":
-        write_parquet_atomic(table, path)
+        write_parquet(table, path)
     elif path.suffix in (".jsonl", ".json"):
-        write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in table.to_pylist()))
+        write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in table.to_pylist()))
     else:
         raise ConfigError(f"{path}: expected a .parquet or .jsonl output file")
-
-
-def replace_dir(tmp: str | os.PathLike, dest: str | os.PathLike) -> None:
-    """Move a fully written directory into place. The old one is renamed aside first and
-    removed last, so a crash leaves either the old directory or the new one at ``dest``."""
-    tmp, dest = Path(tmp), Path(dest)
-    old = dest.with_name(f".{dest.name}.old-{_TAG}")
-    if dest.exists():
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    shutil.rmtree(old, ignore_errors=True)

@@ -6,14 +6,11 @@ atomic rename, so a crash (kill -9 at any moment) leaves either no file or a com
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from corpus.config import ConfigError
+from corpus.io import chunk_path, list_chunks, remove_stale, write_text
 from corpus.recipe import Recipe, load_recipe
-from corpus.records import write_text_atomic
-
-_CHUNK = re.compile(r"chunk-(\d{6,})\.parquet")
 
 
 def _flatten(d, prefix=""):
@@ -48,17 +45,30 @@ class RunDir:
         return self.path / "generated"
 
     def chunk_path(self, c: int) -> Path:
-        return self.generated / f"chunk-{c:06d}.parquet"
+        return chunk_path(self.generated, c)
+
+    def chunks(self) -> dict[int, Path]:
+        """The complete chunk files, by chunk number, in order."""
+        return list_chunks(self.generated)
 
     def done_chunks(self) -> set[int]:
-        if not self.generated.is_dir():
-            return set()
-        return {int(m.group(1)) for p in self.generated.iterdir() if (m := _CHUNK.fullmatch(p.name))}
+        return set(self.chunks())
 
     def remove_partial(self, c: int) -> None:
         """Delete temporary files a killed writer of chunk ``c`` left behind (only chunk c's owner calls this)."""
-        for p in self.generated.glob(f".{self.chunk_path(c).name}.tmp-*"):
-            p.unlink(missing_ok=True)
+        remove_stale(self.generated, self.chunk_path(c).name)
+
+    def check(self) -> None:
+        """Fail with one line unless this is a run directory (a frozen recipe)."""
+        if not self.path.is_dir():
+            raise ConfigError(f"{self.path}: no such run directory")
+        if not self.recipe_path.is_file():
+            raise ConfigError(f"{self.path}: not a run directory (no recipe.yaml)")
+
+    def recipe(self) -> Recipe:
+        """The run's frozen recipe."""
+        self.check()
+        return load_recipe(str(self.recipe_path))
 
     def freeze(self, recipe: Recipe) -> None:
         """Write the resolved recipe once; refuse a different recipe in an existing run."""
@@ -71,7 +81,7 @@ class RunDir:
                     f"differing keys: {', '.join(diff)}. Rerun with the same recipe and flags, or use a new --out."
                 )
             return
-        write_text_atomic(self.recipe_path, recipe.to_yaml())
+        write_text(self.recipe_path, recipe.to_yaml())
         # The frozen file is the run's source of truth: it must load back to the same recipe.
         back = load_recipe(str(self.recipe_path))
         if back.hash != recipe.hash:

@@ -11,6 +11,7 @@ from typing import Literal
 
 from corpus.checks import CHECKS
 
+
 @dataclass
 class TaxonomyConfig:
     topics: list[str] = field(default_factory=lambda: ["python-cs"])

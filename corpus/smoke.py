@@ -12,9 +12,12 @@ vocab 512, context 4096. Measured here: vLLM (CPU) loads it in ~30 s and generat
 
 from __future__ import annotations
 
-import argparse
 import inspect
 from pathlib import Path
+
+from corpus.tokens import byte_level_bpe
+
+MARKER = "smoke-model.json"  # written into the directory: a run made with it is noise
 
 # ChatML: the template vLLM's LLM.chat and transformers' apply_chat_template use.
 CHAT_TEMPLATE = (
@@ -26,7 +29,7 @@ SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 def _training_text() -> list[str]:
     """Python source and prose that ship with the interpreter: enough to learn 512 merges."""
-    import argparse as a
+    import optparse as a  # a big module of Python and prose (argparse's predecessor)
     import collections
     import dataclasses
     import json
@@ -37,8 +40,6 @@ def _training_text() -> list[str]:
 
 def make_smoke_model(out: str | Path, seed: int = 0, vocab_size: int = 512) -> Path:
     import torch
-
-    from corpus.tokens import byte_level_bpe
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     out = Path(out)
@@ -74,6 +75,7 @@ def make_smoke_model(out: str | Path, seed: int = 0, vocab_size: int = 512) -> P
     )
     model = LlamaForCausalLM(config)
     model.save_pretrained(out)
+    (out / MARKER).write_text('{"noise": true}\n')
     (out / "README.md").write_text(
         "# smoke model\n\nRandom weights and a tokenizer trained on Python's own sources, made by "
         "`corpus smoke-model`. Its text is noise: it exists to exercise the pipeline on a CPU.\n"
@@ -81,20 +83,6 @@ def make_smoke_model(out: str | Path, seed: int = 0, vocab_size: int = 512) -> P
     return out
 
 
-def cmd_smoke_model(args) -> int:
-    out = make_smoke_model(args.dir, seed=args.seed)
-    print(f"wrote a smoke model to {out} (random weights: its text is noise; it tests the machinery, not quality)")
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "smoke-model",
-        help="write a tiny random-weight model for offline CPU trials (its text is noise)",
-        description="Write a tiny random-weight Llama-style model (with a tokenizer trained on the spot "
-        "and a chat template) to DIR. Its text is NOISE: it exists to try a recipe and the whole "
-        "machinery end to end on a CPU, offline, before spending GPU hours. Loads in vLLM and transformers.",
-    )
-    p.add_argument("dir", help="output directory")
-    p.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
-    p.set_defaults(func=cmd_smoke_model)
+def is_smoke_model(model: str | None) -> bool:
+    """Whether ``model`` is a directory ``make_smoke_model`` wrote (its text is noise)."""
+    return bool(model) and (Path(model) / MARKER).is_file()

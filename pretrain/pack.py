@@ -19,8 +19,14 @@ import numpy as np
 import xxhash
 
 from corpus.config import ConfigError
-from corpus.records import write_text_atomic
-from pretrain.tokenizer import EOS, corpus_hash, corpus_shards, iter_batches, tokenizer_hash
+from corpus.io import write_text as write_text_atomic
+from pretrain.tokenizer import (
+    EOS,
+    corpus_hash,
+    corpus_shards,
+    iter_batches,
+    tokenizer_hash,
+)
 
 META = "meta.json"
 

@@ -16,7 +16,7 @@ from typing import Iterator
 import pyarrow.parquet as pq
 
 from corpus.config import ConfigError
-from corpus.records import replace_dir
+from corpus.io import replace_dir
 
 EOS = "<|endoftext|>"
 

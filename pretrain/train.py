@@ -36,7 +36,8 @@ from typing import Literal
 import numpy as np
 
 from corpus.config import ConfigError
-from corpus.records import replace_dir, write_text_atomic
+from corpus.io import replace_dir
+from corpus.io import write_text as write_text_atomic
 from pretrain.model import hf_config, resolve
 from pretrain.pack import load_meta
 

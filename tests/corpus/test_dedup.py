@@ -11,9 +11,16 @@ import pytest
 
 from corpus.cli import main
 from corpus.config import ConfigError
-from corpus.dedup import DedupConfig, Deduplicator, datasketch_signature, dedup_tables, signatures
+from corpus.dedup import (
+    Dedup,
+    DedupConfig,
+    Deduplicator,
+    datasketch_signature,
+    signatures,
+)
+from corpus.io import write_parquet as write_parquet_atomic
 from corpus.recipe import load_recipe
-from corpus.records import record_schema, write_parquet_atomic
+from corpus.records import record_schema
 
 CFG = DedupConfig()
 
@@ -59,7 +66,9 @@ def test_near_duplicates_at_known_jaccard(tmp_path, n_edits, dropped):
     j = jaccard(a, b)  # 596 shingles, 5 per edit: J 0.93, 0.83 (above 0.8), 0.75 (just below), 0.60, 0.40
     est = np.mean(signatures([a], CFG).sig == signatures([b], CFG).sig)
     assert abs(est - j) < 0.1
-    (t,), stats = dedup_tables([pa.table({"id": ["a", "b"], "text": [a, b]})], CFG, tmp_path)
+    with Dedup(CFG, tmp_path) as stage:
+        t = stage(pa.table({"id": ["a", "b"], "text": [a, b]}))
+        stats = stage.report()
     assert t.column("dup_of").to_pylist() == [None, "a" if dropped else None], j
     assert stats["near_dups"] == int(dropped) and stats["exact_dups"] == 0
 
@@ -67,7 +76,9 @@ def test_near_duplicates_at_known_jaccard(tmp_path, n_edits, dropped):
 def test_exact_duplicates_ignore_case_and_layout(tmp_path):
     a = "Binary search halves the interval.\n\n    def f(x):\n        return x"
     b = "binary  search halves the INTERVAL. def f(x): return x"
-    (t,), stats = dedup_tables([pa.table({"id": ["a", "b", "c"], "text": [a, b, "something else entirely"]})], CFG, tmp_path)
+    with Dedup(CFG, tmp_path) as stage:
+        t = stage(pa.table({"id": ["a", "b", "c"], "text": [a, b, "something else entirely"]}))
+        stats = stage.report()
     assert t.column("dup_of").to_pylist() == [None, "a", None]
     assert stats["exact_dups"] == 1 and stats["kept"] == 2
 

@@ -10,7 +10,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from corpus.engines import EngineConfig, EngineError, OpenAIEngine, Request, VLLMEngine, _retry_after, make_engine
+from corpus.engines import (
+    EngineConfig,
+    EngineError,
+    OpenAIEngine,
+    Request,
+    VLLMEngine,
+    _retry_after,
+    make_engine,
+)
 from corpus.generate import generate_run
 from corpus.run import RunDir
 

@@ -9,9 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from corpus.checks import CHECKS, check_text, parse
 from corpus.cli import main
 from corpus.config import ConfigError, build, load_yaml
-from corpus.gate import CHECKS, GateConfig, apply_gate, check_text, parse
+from corpus.gate import Gate, GateConfig
 from corpus.recipe import load_recipe
 from corpus.records import record_schema
 from corpus.sandbox import Sandbox
@@ -34,13 +35,21 @@ def sb():
         yield s
 
 
+def gate_rows(texts, cfg, sb):
+    """The Gate stage over a table of ``texts``: (rows as dicts, counts by verdict)."""
+    stage = Gate(cfg, sandbox=sb)
+    out = stage(pa.table({"text": pa.array(texts, pa.string())}))
+    counts = {"accepted": stage.stats.kept, **stage.stats.dropped}
+    return out.to_pylist(), {k: v for k, v in counts.items() if v}
+
+
 def verdict(text, cfg=None, finish_reason="stop"):
     gate, detail, *_ = check_text(text, finish_reason, cfg or GateConfig())
     return gate, detail
 
 
 def test_good_extract_is_accepted_with_counts(sb):
-    rows, counts = apply_gate([{"text": GOOD}], GateConfig(), sb)
+    rows, counts = gate_rows([GOOD], GateConfig(), sb)
     assert (rows[0]["gate"], rows[0]["gate_detail"], rows[0]["n_snippets"], rows[0]["snippets_ok"]) == ("accepted", "", 1, 1)
     assert counts == {"accepted": 1}
 
@@ -83,7 +92,7 @@ def test_refusal_and_meta_talk(opening):
 def test_unfenced_code_repair_reject_ignore(sb):
     unfenced = OVERVIEW + "\n" + SNIPPET + "\nThe call unfolds into five nested calls.\n"
     assert parse(unfenced).snippets == [SNIPPET]  # repaired: fenced and run like any snippet
-    rows, _ = apply_gate([{"text": unfenced}], GateConfig(), sb)
+    rows, _ = gate_rows([unfenced], GateConfig(), sb)
     assert (rows[0]["gate"], rows[0]["snippets_ok"]) == ("accepted", 1)
     assert verdict(unfenced, GateConfig(unfenced_code="reject")) == ("unfenced_code", "1 unfenced code block(s)")
     assert verdict(unfenced, GateConfig(unfenced_code="ignore")) == ("no_code", "no Python snippet")
@@ -136,7 +145,7 @@ def test_snippets_run_in_the_sandbox(sb):
         "two": OVERVIEW + "```python\nprint(2)\n```\nand\n```python\nprint(undefined_name)\n```\n",
         "numpy": GOOD.replace("print(factorial(5))", "import numpy as np\nprint(np.prod(np.arange(1, 6)) == factorial(5))"),
     }
-    rows, counts = apply_gate([{"text": t} for t in texts.values()], GateConfig(timeout=1), sb)
+    rows, counts = gate_rows(list(texts.values()), GateConfig(timeout=1), sb)
     got = {k: (r["gate"], r["gate_detail"], r["n_snippets"], r["snippets_ok"]) for k, r in zip(texts, rows)}
     assert got == {
         "error": ("snippet_error", "snippet 1: error: ZeroDivisionError: division by zero", 1, 0),
@@ -149,9 +158,9 @@ def test_snippets_run_in_the_sandbox(sb):
 
 def test_joined_snippets_may_build_on_each_other(sb):
     split = OVERVIEW + "```python\ndef double(x):\n    return 2 * x\n```\nThen call it:\n```python\nprint(double(21))\n```\n"
-    rows, _ = apply_gate([{"text": split}], GateConfig(), sb)
+    rows, _ = gate_rows([split], GateConfig(), sb)
     assert rows[0]["gate_detail"] == "snippet 2: error: NameError: name 'double' is not defined"
-    rows, _ = apply_gate([{"text": split}], GateConfig(standalone_snippets=False), sb)
+    rows, _ = gate_rows([split], GateConfig(standalone_snippets=False), sb)
     assert (rows[0]["gate"], rows[0]["snippets_ok"]) == ("accepted", 2)
 
 
@@ -177,7 +186,9 @@ def test_table_keeps_schema_and_rows(sb):
     schema = record_schema(recipe.axes)
     rows = [{"id": f"h-{i}", "index": i, "text": t, "finish_reason": "stop"} for i, t in enumerate([GOOD, None, "tiny"])]
     table = pa.Table.from_pylist(rows, schema=schema)
-    out, counts = apply_gate(table, recipe.gate, sb)
+    stage = Gate(recipe.gate, sandbox=sb)
+    out = stage(table)
+    counts = {"accepted": stage.stats.kept, **stage.stats.dropped}
     assert out.schema == schema
     assert out.column("gate").to_pylist() == ["accepted", "empty", "too_short"]
     assert out.column("snippets_ok").to_pylist() == [1, None, None]

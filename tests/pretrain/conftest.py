@@ -9,7 +9,8 @@ import random
 import pyarrow as pa
 import pytest
 
-from corpus.records import record_schema, write_parquet_atomic
+from corpus.io import write_parquet as write_parquet_atomic
+from corpus.records import record_schema
 
 VOCAB = 512
 TINY = "hidden_size: 64\nnum_layers: 2\nnum_heads: 1\nintermediate_size: 128\nseq_len: 64\n"

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import typing
 
-from corpus.cli import parse_tokens
+from corpus.cli.common import parse_tokens
 
 
 def cmd_tokenizer(args) -> int:

@@ -37,7 +37,13 @@ def _execute(problems: dict, samples: list[dict], args) -> tuple[list[dict], flo
 # -- humaneval ----------------------------------------------------------------------
 def _generate(problems: dict, args, engine=None) -> tuple[list[dict], str]:
     """n completions per problem (trimmed at the stops), in problem order, and the dtype used."""
-    from eval.humaneval import generate_engine, generate_transformers, model_prompt, sample_seed, trim
+    from eval.humaneval import (
+        generate_engine,
+        generate_transformers,
+        model_prompt,
+        sample_seed,
+        trim,
+    )
 
     keys = [(t, j) for t in problems for j in range(args.n)]
     prompts = [model_prompt(problems[t], args.prompt) for t, _ in keys]
@@ -63,7 +69,7 @@ def _generate(problems: dict, args, engine=None) -> tuple[list[dict], str]:
 def cmd_humaneval(args, engine=None) -> int:
     """Generate, execute, score, report. ``engine``: an already built project Engine for the
     vllm path (tests share one); by default one is built from the arguments."""
-    from corpus.records import write_text_atomic
+    from corpus.io import write_text
     from eval import report as rep
     from eval.humaneval import STOPS, jsonl, load_problems, read_jsonl
     from eval.passk import score, tally
@@ -103,10 +109,10 @@ def cmd_humaneval(args, engine=None) -> int:
         t0 = time.perf_counter()
         completions, dtype = _generate(problems, args, engine)
         gen_time = time.perf_counter() - t0
-        write_text_atomic(comp_path, jsonl(completions))
-        write_text_atomic(gen_path, json.dumps({"settings": gen_settings, "resolved_dtype": dtype, "seconds": gen_time}, indent=2) + "\n")
+        write_text(comp_path, jsonl(completions))
+        write_text(gen_path, json.dumps({"settings": gen_settings, "resolved_dtype": dtype, "seconds": gen_time}, indent=2) + "\n")
     samples, exec_time = _execute(problems, completions, args)
-    write_text_atomic(out / "samples.jsonl", jsonl(samples))
+    write_text(out / "samples.jsonl", jsonl(samples))
     report = {
         "settings": {**gen_settings, "resolved_dtype": dtype, "timeout": args.timeout},
         "versions": rep.versions(),
@@ -152,7 +158,7 @@ def read_samples(path: str, problems: dict) -> list[dict]:
 
 
 def cmd_score(args) -> int:
-    from corpus.records import write_text_atomic
+    from corpus.io import write_text
     from eval import report as rep
     from eval.humaneval import jsonl, load_problems, read_jsonl
     from eval.passk import score, tally
@@ -169,7 +175,7 @@ def cmd_score(args) -> int:
         problems = load_problems()
     samples, _ = _execute(problems, read_samples(args.samples, problems), args)
     if args.results:
-        write_text_atomic(args.results, jsonl(samples))
+        write_text(args.results, jsonl(samples))
     r, v = score(tally(samples)), rep.verdicts(samples)
     if args.json:
         print(json.dumps({**r, "verdicts": v}))

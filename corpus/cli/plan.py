@@ -1,103 +1,17 @@
-"""The ``corpus`` command line. Heavy imports (torch, vllm) happen inside the commands
-that need them, so ``corpus --help`` is instant."""
+"""``corpus topics``, ``corpus plan`` and ``corpus prompts``: the taxonomies and the prompt plan."""
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import json
 import math
-import re
-import sys
 
-from corpus.config import ConfigError
-
-# Modules that add sub-commands: each has ``register(subparsers)``.
-COMMAND_MODULES: list[str] = [
-    "corpus.smoke",
-    "corpus.gate",
-    "corpus.dedup",
-    "corpus.decontam",
-    "corpus.generate",
-    "corpus.build",
-    "eval.cli",
-    "pretrain.cli",
-]
-
-
-def parse_tokens(value: str) -> int:
-    """'1e9', '1_000_000', '500M', '2B', '20k' -> an integer token count."""
-    s = value.strip().replace("_", "").replace(",", "")
-    m = re.fullmatch(r"(\d+(?:\.\d*)?(?:[eE]\d+)?)([kKmMbBgG]?)", s)
-    if not m:
-        raise argparse.ArgumentTypeError(
-            f"invalid token count {value!r}: expected a number like 1e9, 1_000_000, 500M, 2B or 20k"
-        )
-    n = float(m.group(1)) * {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}[m.group(2).lower()]
-    if n < 1 or n != int(n):
-        raise argparse.ArgumentTypeError(
-            f"invalid token count {value!r}: expected a positive whole number like 1e9, 1_000_000, 500M, 2B or 20k"
-        )
-    return int(n)
-
-
-def _fraction(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        x = -1.0
-    if not 0 < x <= 1:
-        raise argparse.ArgumentTypeError(f"invalid fraction {value!r}: expected a number in (0, 1]")
-    return x
-
-
-def _range(value: str) -> tuple[int, int]:
-    m = re.fullmatch(r"(\d+):(\d+)", value.strip())
-    if not m or int(m.group(1)) >= int(m.group(2)):
-        raise argparse.ArgumentTypeError(f"invalid range {value!r}: expected A:B with A < B, e.g. 0:10")
-    return int(m.group(1)), int(m.group(2))
-
-
-def _recipe_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recipe", default="textbooks", help="built-in recipe name or path to a recipe YAML (default: textbooks)")
-    p.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
-
-
-def _override(value: str) -> tuple[str, object]:
-    import yaml
-
-    key, sep, raw = value.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"invalid override {value!r}: expected KEY=VALUE, e.g. engine.max_num_seqs=256")
-    return key.strip(), yaml.safe_load(raw)
-
-
-def engine_args(p: argparse.ArgumentParser) -> None:
-    """The recipe and teacher-model flags shared by generate and build."""
-    _recipe_arg(p)
-    p.add_argument("--model", help="teacher model: hub id or local directory (vllm), served model name (openai)")
-    p.add_argument("--engine", choices=["vllm", "openai"], help="vllm: in process (default); openai: an OpenAI-compatible server")
-    p.add_argument("--base-url", help="openai engine: server URL up to /v1 (default http://127.0.0.1:8000/v1)")
-    p.add_argument(
-        "--set",
-        type=_override,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any recipe key (YAML value), repeatable: --set engine.max_num_seqs=256 --set chunk_size=512",
-    )
-
-
-def recipe_from_args(args):
-    """The recipe named by --recipe with whichever of --seed, --model, --engine, --base-url and
-    --set the command has applied."""
-    from corpus.recipe import load_recipe
-
-    overrides = dict(getattr(args, "set", []))
-    for key, flag in (("seed", "seed"), ("engine.model", "model"), ("engine.name", "engine"), ("engine.base_url", "base_url")):
-        if getattr(args, flag, None) is not None:
-            overrides[key] = getattr(args, flag)
-    return load_recipe(args.recipe, overrides)
+from corpus.cli.common import (
+    fraction,
+    index_range,
+    parse_tokens,
+    recipe_arg,
+    recipe_from_args,
+)
 
 
 # -- topics -------------------------------------------------------------------------
@@ -214,18 +128,13 @@ def cmd_prompts(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+
+
+def register(sub) -> None:
     from corpus.plan import ACCEPTANCE, TOKENS_PER_DOC
 
-    parser = argparse.ArgumentParser(
-        prog="corpus",
-        description="Build textbook-style Python training corpora for small code models: "
-        "taxonomies -> balanced prompt plan -> generation -> quality gate -> dedup/decontamination -> budgeted corpus.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
     p = sub.add_parser("topics", help="sizes of the recipe's taxonomies and combination space", description="Print the size of the recipe's topic tree (leaves, depth, per-branch counts), audiences, axes and the number of distinct entity combinations.")
-    _recipe_arg(p)
+    recipe_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_topics)
 
@@ -237,9 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
         "It prints; it does not generate. The estimates rest on the stated assumptions (flags below).",
     )
     p.add_argument("--tokens", type=parse_tokens, required=True, help="corpus size in tokens: 1e9, 1_000_000, 500M, 2B")
-    _recipe_arg(p)
+    recipe_arg(p)
     p.add_argument("--tokens-per-doc", type=float, default=TOKENS_PER_DOC, help=f"tokens per accepted extract (default {TOKENS_PER_DOC})")
-    p.add_argument("--acceptance", type=_fraction, default=ACCEPTANCE, help=f"share of prompts that pass gate and dedup (default {ACCEPTANCE})")
+    p.add_argument("--acceptance", type=fraction, default=ACCEPTANCE, help=f"share of prompts that pass gate and dedup (default {ACCEPTANCE})")
     p.add_argument("--throughput", type=float, default=3000, help="generated tokens/s per GPU (default 3000: vLLM, 7-8B model, one H100)")
     p.add_argument("--price", type=float, default=0.0006, help="API price in USD per 1K output tokens (default 0.0006)")
     p.add_argument("--price-input", type=float, default=0.00015, help="API price in USD per 1K input tokens (default 0.00015)")
@@ -248,24 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("prompts", help="print prompts A..B-1 with their entities", description="Print planned prompts A..B-1 (their ids, seeds, entities and rendered text); prompt i is computed on its own, so any range is instant.")
-    p.add_argument("--range", type=_range, required=True, metavar="A:B", help="prompt indices A..B-1")
-    _recipe_arg(p)
+    p.add_argument("--range", type=index_range, required=True, metavar="A:B", help="prompt indices A..B-1")
+    recipe_arg(p)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_prompts)
-
-    for mod in COMMAND_MODULES:
-        importlib.import_module(mod).register(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args) or 0
-    except ConfigError as e:
-        print(f"corpus: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
