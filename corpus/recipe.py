@@ -5,8 +5,8 @@ templates of each stage, sampling, engine, gate, dedup and decontamination setti
 the tokenizer that counts the budget. Built-in recipes ship in ``corpus/recipes``; any
 path works too. Unknown keys and wrong types are errors naming the file, line and key.
 
-A recipe may start from another with ``base: NAME`` (a built-in name, or a path relative to
-the recipe's own file): it takes the base's resolved values (the base may have a base too)
+A recipe may start from another with ``base: NAME`` (a built-in name, which wins over a file
+of that name, or a path, relative to the recipe's own file): it takes the base's resolved values (the base may have a base too)
 and overrides only the keys it names, merging mappings key by key and replacing lists and
 scalars. The resolved recipe has no ``base``: what it names is what it is, so its
 ``to_yaml()`` (the frozen ``recipe.yaml`` of a run) loads back to the same hash.
