@@ -7,9 +7,14 @@ problem in the file listed at once.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import json
+import textwrap
 import types
 import typing
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +39,38 @@ class Located:
             if path[:n] in self.lines:
                 return f"{self.source}:{self.lines[path[:n]]}"
         return self.source
+
+
+class LocatedStack(Located):
+    """The location of every key of a recipe merged from several files (``base:``) and
+    overrides: a key's line comes from the first layer (child before base) that names it or
+    its nearest ancestor, and a value set by an override (``overridden`` holds their key
+    paths) is reported as coming from ``--set``."""
+
+    def __init__(self, data: Any, layers: list[Located], overridden: list[tuple] = ()):
+        super().__init__(data, layers[0].lines, layers[0].source)
+        self.layers = layers
+        self.overridden = [tuple(k) for k in overridden]
+
+    def where(self, path: tuple) -> str:
+        if any(path[: len(k)] == k for k in self.overridden):
+            return "--set"
+        for n in range(len(path), -1, -1):
+            for layer in self.layers:
+                if path[:n] in layer.lines:
+                    return f"{layer.source}:{layer.lines[path[:n]]}"
+        return self.source
+
+
+def deep_merge(base: Any, over: Any) -> Any:
+    """``over`` on top of ``base``: mappings merge key by key (recursively); anything else
+    (lists, scalars, null) in ``over`` replaces what ``base`` has. Neither input is modified."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = deep_merge(base[k], v) if k in base else v
+        return out
+    return over
 
 
 def format_path(path: tuple) -> str:
@@ -188,3 +225,84 @@ def _convert(tp, data, located, path, errors, problems):
 def to_dict(obj) -> Any:
     """A plain (YAML/JSON-ready) copy of a config dataclass."""
     return dataclasses.asdict(obj)
+
+
+# -- documentation of config keys ------------------------------------------------------
+@cache
+def field_docs(cls) -> dict[str, str]:
+    """The docstring of each field of dataclass ``cls``: the string literal right under the
+    field in the class body (dedented; fields without one are absent)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    (node,) = (n for n in tree.body if isinstance(n, ast.ClassDef))
+    docs = {}
+    for stmt, after in zip(node.body, node.body[1:]):
+        if (
+            isinstance(stmt, ast.AnnAssign)
+            and isinstance(stmt.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[stmt.target.id] = inspect.cleandoc(after.value.value)
+    return docs
+
+
+class KeyDoc(typing.NamedTuple):
+    """One key of a config: dotted ``path``, ``type`` (as in error messages), ``default`` (YAML
+    text; ``required`` for a field without a default; empty for a nested dataclass, whose keys
+    follow it) and the field's docstring."""
+
+    path: str
+    type: str
+    default: str
+    doc: str
+
+
+def yaml_text(value: Any) -> str:
+    """``value`` as one line of YAML (flow style; JSON, which YAML reads too, where a string
+    holds a line break)."""
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**9).strip()
+    text = text[: -len("...")].strip() if text.endswith("\n...") else text
+    return json.dumps(value, ensure_ascii=False) if "\n" in text else text
+
+
+def config_keys(cls, prefix: str = "") -> list[KeyDoc]:
+    """Every key of dataclass ``cls``, in field order. A field holding a nested dataclass is
+    listed (type ``a mapping``) followed by its own keys; dict and list fields are leaves."""
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        tp = hints[f.name]
+        path = prefix + f.name
+        nested = dataclasses.is_dataclass(tp)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            default = "required"
+        elif nested:
+            default = ""  # the defaults of its keys, listed below
+        elif f.default is not dataclasses.MISSING:
+            default = yaml_text(f.default)
+        else:
+            default = yaml_text(f.default_factory())
+        out.append(KeyDoc(path, _type_name(tp), default, docs.get(f.name, "")))
+        if nested:
+            out += config_keys(tp, path + ".")
+    return out
+
+
+def format_keys(keys: list[KeyDoc], width: int = 100) -> str:
+    """The keys as text, one block per key: ``path  type = default`` then the docstring,
+    indented and wrapped to ``width`` columns."""
+    blocks = []
+    for k in keys:
+        head = f"{k.path}  ({k.type})"
+        if k.default == "required":
+            head += "  required"
+        elif k.default:
+            head += f"  default: {k.default}"
+        doc = " ".join(k.doc.split()) or "(undocumented)"
+        body = textwrap.fill(doc, width, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False)
+        blocks.append(f"{head}\n{body}")
+    return "\n".join(blocks) + "\n"

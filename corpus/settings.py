@@ -36,11 +36,15 @@ class Templates:
 @dataclass
 class Sampling:
     temperature: float = 0.8
+    """Sampling temperature of every request, 0 to 2 (0: greedy; higher: more varied text)."""
     top_p: float = 0.95
+    """Nucleus sampling: draw only from the most likely tokens whose probabilities add up to this (1: no cut)."""
     max_tokens: int = 1024
     """Completion tokens per extract (truncated extracts are rejected by the gate)."""
     outline_max_tokens: int = 256
+    """Completion tokens per outline (the optional first stage; used only when ``templates.outline`` is set)."""
     stop: list[str] = field(default_factory=list)
+    """Stop sequences: a completion ends where one of them would start (empty: only at end of text or ``max_tokens``)."""
 
     def validate(self):
         if not 0 <= self.temperature <= 2:
@@ -54,8 +58,11 @@ class Sampling:
 @dataclass
 class TokenCounter:
     kind: Literal["tiktoken", "hf"] = "tiktoken"
-    """``tiktoken``: an encoding name (offline: cl100k_base); ``hf``: a local tokenizer directory."""
+    """Which tokenizer ``name`` is: ``tiktoken``: an encoding name (offline: cl100k_base); ``hf``: a local
+    Hugging Face tokenizer directory."""
     name: str = "cl100k_base"
+    """tiktoken: the encoding name (its ``<name>_offline`` copy is used when installed); hf: the path of a
+    local tokenizer directory (with ``tokenizer.json``), e.g. the target model's."""
 
 
 
