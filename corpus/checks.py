@@ -303,22 +303,23 @@ class Check:
 
 
 REGISTRY: tuple[Check, ...] = (
-    Check("empty", "no text (the request failed) or only whitespace", (), None),
-    Check("truncated", 'finish reason "length", or a code fence that is never closed', (), _truncated),
-    Check("too_short", "fewer than `min_words` words (prose + code)", ("min_words",), _too_short),
-    Check("too_long", "more than `max_words` words", ("max_words",), _too_long),
-    Check("refusal", 'refusal or meta-talk ("As an AI...", "Sure! Here is...", "I hope this helps")', ("refusal_patterns",), _refusal),
-    Check("unfenced_code", "Python outside code fences (only when `unfenced_code: reject`)", ("unfenced_code",), _unfenced),
-    Check("no_code", "no Python snippet (when `require_code`)", ("require_code",), _no_code),
-    Check("too_many_snippets", "more than `max_snippets` Python snippets", ("max_snippets",), _too_many),
-    Check("snippet_too_long", "a snippet longer than `max_snippet_lines` lines", ("max_snippet_lines",), _snippet_too_long),
-    Check("text_after_code", "more than `max_words_after_code` words after the last code block", ("max_words_after_code",), _text_after_code),
-    Check("repetition", "Gopher-style repetition: duplicate lines, top n-grams, duplicate n-grams",
+    Check("empty", "no text (failed request) or only whitespace", (), None),
+    Check("truncated", "finish reason `length`, or an unclosed fence", (), _truncated),
+    Check("too_short", "fewer words than `min_words` (prose + code)", ("min_words",), _too_short),
+    Check("too_long", "more words than `max_words`", ("max_words",), _too_long),
+    Check("refusal", 'refusals and meta-talk: "As an AI", "Sure! Here is", "I hope this helps", ...', ("refusal_patterns",), _refusal),
+    Check("unfenced_code", "code outside fences, when `unfenced_code: reject`", ("unfenced_code",), _unfenced),
+    Check("no_code", "no Python snippet", ("require_code",), _no_code),
+    Check("too_many_snippets", "more snippets than allowed", ("max_snippets",), _too_many),
+    Check("snippet_too_long", "a snippet with too many lines", ("max_snippet_lines",), _snippet_too_long),
+    Check("text_after_code", "prose after the last code block (the default template forbids it)", ("max_words_after_code",), _text_after_code),
+    Check("repetition", "repeated lines; Gopher top 2/3/4-gram and duplicate 5-10-gram character fractions of the prose",
           ("max_duplicate_line_fraction", "max_top_ngram_fraction", "max_duplicate_ngram_fraction"), lambda d, cfg: _repetition(d.text, d.ex, cfg)),
     Check("snippet_syntax", "a snippet that does not parse (`ast`)", (), _syntax),
-    Check("disallowed_import", "a snippet importing a module outside the standard library + `allowed_modules`", ("allowed_modules",), _disallowed_import),
-    Check("snippet_error", "a snippet that raises, is killed, or floods its output, when run in the sandbox", ("standalone_snippets", "memory_mb"), None),
-    Check("snippet_timeout", "a snippet that exceeds the sandbox's time limit", ("timeout",), None),
+    Check("disallowed_import", "an import outside the standard library + allow-list", ("allowed_modules",), _disallowed_import),
+    Check("snippet_error", "a snippet that raises, is killed by a signal, or floods its output, run in the sandbox "
+          "(`standalone_snippets`: each snippet alone, or all in order as one program)", ("standalone_snippets", "memory_mb"), None),
+    Check("snippet_timeout", "a snippet over its wall-clock time limit (CPU time is capped at the same)", ("timeout",), None),
 )
 CHECKS: tuple[str, ...] = tuple(c.name for c in REGISTRY)
 SANDBOX_CHECKS = frozenset({"snippet_error", "snippet_timeout"})
@@ -366,11 +367,13 @@ def verdict(results, cfg, n_parsed: int) -> tuple[str, str, int]:
     return ACCEPTED, "", snippets_ok
 
 
-def checks_table() -> str:
-    """The registry as a Markdown table (the README's gate table is this text)."""
-    rows = ["| check | rejects | settings |", "|---|---|---|"]
+def checks_table(cfg) -> str:
+    """The registry as a Markdown table with the settings' values in ``cfg`` (a GateConfig): the
+    README's gate table is ``checks_table(GateConfig())``."""
+    rows = ["| name | rejects | setting (default) |", "|---|---|---|"]
     for c in REGISTRY:
-        rows.append(f"| `{c.name}` | {c.meaning} | {', '.join(f'`{s}`' for s in c.settings) or '-'} |")
+        settings = ", ".join(f"`{s}` ({getattr(cfg, s)})" for s in c.settings)
+        rows.append(f"| `{c.name}` | {c.meaning} | {settings} |")
     return "\n".join(rows)
 
 

@@ -231,3 +231,13 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "missing column(s) text (columns: body)" in capsys.readouterr().err
     assert main(["gate", "--run", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_readme_gate_table_is_the_registry():
+    from pathlib import Path
+
+    from corpus.checks import REGISTRY, checks_table
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert checks_table(GateConfig()) in readme
+    assert [c.name for c in REGISTRY] == list(CHECKS) and len(CHECKS) == 15
