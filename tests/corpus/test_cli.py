@@ -35,12 +35,18 @@ def test_topics_json(capsys):
     assert sum(out["branches"].values()) == out["leaves"]
 
 
-def test_plan_json_for_a_billion_tokens(capsys):
-    out = _json(capsys, ["plan", "--tokens", "1e9", "--json"])
-    assert out["prompts"] == -(-(-(-10**9 // 600)) * 10 // 8)  # ceil(ceil(1e9/600)/0.8)
+@pytest.mark.parametrize("tokens, repeats", [("1e9", False), ("1.25e9", True)])
+def test_plan_json_for_a_billion_tokens(capsys, tokens, repeats):
+    out = _json(capsys, ["plan", "--tokens", tokens, "--json"])
+    t = int(float(tokens))
+    assert out["prompts"] == -(-(-(-t // 600)) * 10 // 8)  # ceil(ceil(tokens/600)/0.8)
     assert out["leaves_covered"] == out["leaves"]
     assert out["max_per_leaf"] - out["min_per_leaf"] <= 1
-    assert out["repeated_combinations"] == 0 or out["prompts"] > out["combinations"]
+    # Every combination is used once before any repeats (see corpus.plan): 1e9 tokens need fewer
+    # prompts than there are combinations, 1.25e9 more, and then exactly the excess repeats.
+    assert (out["prompts"] > out["combinations"]) == repeats
+    assert out["combinations_covered"] == min(out["prompts"], out["combinations"])
+    assert out["repeated_combinations"] == max(0, out["prompts"] - out["combinations"])
     assert out["gpu_hours"] > 0 and out["api_cost_usd"] > 0
     assert len(out["examples"]) == 3 and out["examples"][0]["id"].endswith("-0")
 

