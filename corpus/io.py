@@ -97,16 +97,33 @@ def _exchange(a: Path, b: Path) -> bool:
 def replace_dir(tmp: str | os.PathLike, dest: str | os.PathLike) -> None:
     """Move the fully written directory ``tmp`` to ``dest``. When ``dest`` exists the two are
     exchanged atomically (so ``dest`` is complete at every moment) and the old one is removed;
-    where the filesystem cannot exchange, the old one is renamed aside first and removed last."""
+    where the filesystem cannot exchange, the old one is renamed aside first and removed last
+    (``dest`` is then missing between two renames; if the second fails the old one is put back)."""
     tmp, dest = Path(tmp), Path(dest)
     if dest.exists() and _exchange(tmp, dest):
         shutil.rmtree(tmp, ignore_errors=True)  # now the old directory
         return
+    if not dest.exists():
+        os.replace(tmp, dest)
+        return
     old = dest.with_name(f".{dest.name}.old-{TAG}")
-    if dest.exists():
-        os.replace(dest, old)
-    os.replace(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)  # left by a killed writer with this pid
+    os.replace(dest, old)
+    try:
+        os.replace(tmp, dest)
+    except BaseException:
+        os.replace(old, dest)
+        raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file under ``root``: what a directory vouches for is on disk before it is swapped in."""
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = Path(d) / f
+            if not p.is_symlink():
+                _fsync(p)
 
 
 @contextlib.contextmanager
@@ -120,6 +137,7 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+        _fsync_tree(tmp)
         replace_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -127,12 +145,15 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
 
 
 def remove_stale(parent: str | os.PathLike, name: str) -> None:
-    """Remove temporary files or directories a killed writer of ``parent/name`` left behind."""
-    for p in Path(parent).glob(f".{name}.tmp-*"):
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
+    """Remove temporary files or directories a killed writer of ``parent/name`` left behind (its
+    ``.NAME.tmp-*`` and, from ``replace_dir``'s fallback, ``.NAME.old-*``). ``name`` may be a glob
+    pattern (``step-*``). Call it when no other writer of those names is running."""
+    for pattern in (f".{name}.tmp-*", f".{name}.old-*"):
+        for p in Path(parent).glob(pattern):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
 
 
 # -- chunk files and markers ---------------------------------------------------------------

@@ -20,6 +20,9 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from corpus.engines import Request
+from corpus.progress import Progress
+
 # The stop sequences of Codex and the bigcode harness: each marks the end of the function body
 # (a new top-level statement or a closing Markdown fence).
 STOPS = ["\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```"]
@@ -93,8 +96,6 @@ def jsonl(rows: Iterable[dict]) -> str:
 def generate_engine(engine, prompts: list[str], seeds: list[int], *, max_new_tokens: int, temperature: float, top_p: float) -> list[str]:
     """Completions for raw prompts from a project Engine (corpus.engines; vLLM for HumanEval):
     one batch of every request, each with its own seed, the stops applied by the engine."""
-    from corpus.engines import Request
-
     requests = [
         Request(prompt=p, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=s, stop=STOPS)
         for p, s in zip(prompts, seeds)
@@ -123,9 +124,9 @@ def generate_transformers(
     per-row seed inside a batch, so each batch is seeded with its first sample's seed:
     results are reproducible for the same settings and batch size. top_k is disabled to
     sample from the same distribution vLLM does (HF's generation default is top_k=50).
-    Returns the completions (untrimmed) and the model's dtype."""
+    Returns the completions (untrimmed) and the model's dtype. ``progress``: report progress
+    (a bar on a terminal, a line per batch in a log)."""
     import torch
-    from tqdm import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
@@ -136,7 +137,8 @@ def generate_transformers(
     model.eval()
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if temperature > 0 else {"do_sample": False}
     out: list[str] = []
-    with tqdm(total=len(prompts), desc="generate", unit="sample", disable=not progress) as bar:
+    bar = Progress("generate", total=len(prompts), unit="samples") if progress else None
+    try:
         for b in range(0, len(prompts), batch_size):
             enc = tok(prompts[b : b + batch_size], return_tensors="pt", padding=True)
             torch.manual_seed(seeds[b])
@@ -150,5 +152,9 @@ def generate_transformers(
                     pad_token_id=tok.pad_token_id,
                 )
             out += tok.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-            bar.update(len(enc["input_ids"]))
+            if bar is not None:
+                bar.update(len(enc["input_ids"]), f"batch {b // batch_size + 1} of {-(-len(prompts) // batch_size)}")
+    finally:
+        if bar is not None:
+            bar.close()
     return out, str(model.dtype).removeprefix("torch.")

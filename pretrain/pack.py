@@ -9,24 +9,17 @@ is stable when the corpus grows and a document can never be in both splits.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import xxhash
 
 from corpus.config import ConfigError
-from corpus.io import write_text as write_text_atomic
-from pretrain.tokenizer import (
-    EOS,
-    corpus_hash,
-    corpus_shards,
-    iter_batches,
-    tokenizer_hash,
-)
+from corpus.io import atomic_dir, atomic_path, read_marker, remove_stale, write_marker
+from corpus.progress import Progress
+from pretrain.tokenizer import EOS, corpus_hash, corpus_shards, iter_batches, tokenizer_hash
 
 META = "meta.json"
 
@@ -37,15 +30,14 @@ def is_val(doc_key: str, val_fraction: float) -> bool:
 
 
 def load_meta(data: str | Path) -> dict:
-    p = Path(data) / META
-    if not p.exists():
+    meta = read_marker(Path(data) / META)
+    if meta is None:
         raise ConfigError(f"{data}: no {META}; create it with `corpus pack`")
-    return json.loads(p.read_text())
+    return meta
 
 
 def pack(corpus: str | Path, tokenizer: str | Path, out: str | Path, val_fraction: float = 0.01, batch_size: int = 1024) -> dict:
     from tokenizers import Tokenizer
-    from tqdm import tqdm
 
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"--val-fraction {val_fraction}: must be in [0, 1)")
@@ -64,12 +56,16 @@ def pack(corpus: str | Path, tokenizer: str | Path, out: str | Path, val_fractio
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / META).unlink(missing_ok=True)  # the old pack is invalid from here until the new meta lands
-    tmp = {s: out / f".{s}.bin.tmp-{os.getpid()}" for s in ("train", "val")}
-    files = {s: open(p, "wb") for s, p in tmp.items()}
     tokens = {"train": 0, "val": 0}
     docs = {"train": 0, "val": 0}
-    bar = tqdm(total=total_docs, unit="doc", desc="pack", disable=not sys.stderr.isatty())
-    try:
+    # A line per ~2% of the documents in a log (and per batch on a terminal).
+    every = max(batch_size, total_docs // 50)
+    with ExitStack() as stack, Progress("pack", total=total_docs, unit="docs", every=every) as bar:
+        # Each split streams into a temporary file, renamed into place only when all went well.
+        files = {}
+        for split in ("train", "val"):
+            tmp = stack.enter_context(atomic_path(out / f"{split}.bin"))
+            files[split] = stack.enter_context(open(tmp, "wb"))  # closed before its rename
         for b in iter_batches(shards, ["id", "text"], batch_size):
             keys = b.get("id") or b["text"]
             # encode_batch tokenizes the batch on all cores (Rust threads).
@@ -79,16 +75,13 @@ def pack(corpus: str | Path, tokenizer: str | Path, out: str | Path, val_fractio
                 files[split].write(ids.tobytes())
                 tokens[split] += len(ids)
                 docs[split] += 1
-            bar.update(len(b["text"]))
-    finally:
-        bar.close()
-        for f in files.values():
-            f.close()
-    for s, p in tmp.items():
-        os.replace(p, out / f"{s}.bin")
+            bar.update(len(b["text"]), f"{tokens['train'] + tokens['val']:,} tokens")
     tok_out = out / "tokenizer"
     if tok_out.resolve() != Path(tokenizer).resolve():
-        shutil.copytree(tokenizer, tok_out, dirs_exist_ok=True)
+        with atomic_dir(tok_out) as tmp:
+            shutil.copytree(tokenizer, tmp, dirs_exist_ok=True)
+    for name in ("train.bin", "val.bin", "tokenizer"):
+        remove_stale(out, name)  # left by a killed pack
     meta = {
         "tokens": tokens,
         "documents": docs,
@@ -103,7 +96,7 @@ def pack(corpus: str | Path, tokenizer: str | Path, out: str | Path, val_fractio
         "shards": [s.name for s in shards],
     }
     # Written last: a directory with meta.json is a complete pack.
-    write_text_atomic(out / META, json.dumps(meta, indent=2) + "\n")
+    write_marker(out / META, meta)
     return meta
 
 

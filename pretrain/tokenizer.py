@@ -9,14 +9,14 @@ and every exported model ships the same files.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Iterator
 
 import pyarrow.parquet as pq
 
 from corpus.config import ConfigError
-from corpus.io import replace_dir
+from corpus.io import atomic_dir, remove_stale
+from corpus.tokens import byte_level_bpe
 
 EOS = "<|endoftext|>"
 
@@ -71,9 +71,6 @@ def train_tokenizer(corpus: str | Path, vocab_size: int, out: str | Path, min_fr
         raise ConfigError(f"--vocab-size {vocab_size}: must be at least 258 (256 bytes + end-of-text + 1 merge)")
     shards = corpus_shards(corpus)
     n_docs = sum(pq.ParquetFile(s).metadata.num_rows for s in shards)
-
-    from corpus.tokens import byte_level_bpe
-
     tok, trainer = byte_level_bpe(vocab_size, [EOS], min_frequency)  # EOS is id 0
 
     def texts():
@@ -84,9 +81,9 @@ def train_tokenizer(corpus: str | Path, vocab_size: int, out: str | Path, min_fr
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=EOS)
     fast.model_max_length = 1 << 30  # set by the model, not the tokenizer
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    fast.save_pretrained(tmp)
-    replace_dir(tmp, out)
+    with atomic_dir(out) as tmp:
+        fast.save_pretrained(tmp)
+    remove_stale(out.parent, out.name)  # left by a killed run
     return {"out": str(out), "vocab_size": tok.get_vocab_size(), "documents": n_docs, "tokenizer_hash": tokenizer_hash(out)}
 
 

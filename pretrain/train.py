@@ -9,9 +9,12 @@ global batch and then split by rank, so
   * N processes with accumulation A/N see the same batches as one process with A.
 
 Checkpoints (``OUT/checkpoints/step-00001000/``) hold the model, optimizer, scheduler, step,
-data position and every rank's RNG states. They are written into a ``.tmp-`` directory, the
-``COMPLETE`` marker last, then renamed; ``--resume auto`` takes the newest directory with a
-marker, so a write cut off by a kill is never resumed from.
+data position and every rank's RNG states (gathered to rank 0, which writes them all). They are
+written into a temporary directory (``corpus.io.atomic_dir``: ``.step-00001000.tmp-HOST-PID``),
+the ``COMPLETE`` marker last, then swapped in (``corpus.io.replace_dir``: one atomic exchange when
+the step directory already exists, so it holds a complete checkpoint at every moment);
+``--resume auto`` takes the newest directory with a marker, so a write cut off by a kill is never
+resumed from, and the next save removes what such a write left behind.
 
 SIGUSR1 / SIGTERM (and ``--stop-at``) stop at the next step boundary after a checkpoint with
 exit code 75 (EXIT_INTERRUPTED) and ``OUT/STOPPED.json``; a run that reaches its last step exits 0.
@@ -36,8 +39,8 @@ from typing import Literal
 import numpy as np
 
 from corpus.config import ConfigError
-from corpus.io import replace_dir
-from corpus.io import write_text as write_text_atomic
+from corpus.io import atomic_dir, remove_stale, write_json, write_marker, write_text
+from corpus.progress import Progress
 from pretrain.model import hf_config, resolve
 from pretrain.pack import load_meta
 
@@ -143,14 +146,20 @@ def find_checkpoint(resume: str, ckpt_dir: Path) -> Path | None:
 
 
 def export(model, tokenizer_dir: Path, dest: Path) -> None:
-    """save_pretrained (safetensors) + the tokenizer, through a temporary directory."""
+    """save_pretrained (safetensors) + the tokenizer, through a temporary directory swapped in whole."""
     from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
-    tmp = dest.with_name(f".tmp-{dest.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp)
-    replace_dir(tmp, dest)
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # transformers' own tqdm bar ("Writing model shards"): noise in a log
+    try:
+        with atomic_dir(dest) as tmp:
+            model.save_pretrained(tmp)
+            AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp)
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
+    remove_stale(dest.parent, dest.name)  # left by a killed export
 
 
 class _Stop:
@@ -273,7 +282,7 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
         _truncate_log(log_path, start)
         run = {"args": dataclasses.asdict(a), "model": dataclasses.asdict(cfg), "params": n_params, "world_size": world,
                "accum": accum, "batch_tokens": batch_tokens, "total_steps": total, "data_meta": meta}
-        write_text_atomic(out / "run.json", json.dumps(run, indent=2) + "\n")
+        write_json(out / "run.json", run)
         from torch.utils.tensorboard import SummaryWriter
 
         tb = SummaryWriter(str(out / "tb"), purge_step=start + 1)
@@ -316,31 +325,33 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
         return (tot[0] / tot[1]).item()
 
     def save(step: int) -> None:
-        name = f"step-{step:08d}"
-        tmp, final = ckpt_dir / f".tmp-{name}", ckpt_dir / name
+        # Every rank's RNG state goes to rank 0, which writes the whole checkpoint directory.
+        rng = _get_rng(torch, cuda)
+        rngs = [None] * world if master else None
+        if ddp:
+            dist.gather_object(rng, rngs, dst=0)
+        elif master:
+            rngs = [rng]
         if master:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        _barrier()
-        torch.save(_get_rng(torch, cuda), tmp / f"rng-{rank}.pt")
-        if master:
-            torch.save(raw.state_dict(), tmp / "model.pt")
-            torch.save(opt.state_dict(), tmp / "optimizer.pt")
-            state = {"step": step, "tokens": step * batch_tokens, "scheduler": sched.state_dict(),
-                     "data": {"sampling": a.sampling, "seed": a.seed, "next_step": step},
-                     "model_config": dataclasses.asdict(cfg), "batch_tokens": batch_tokens}
-            torch.save(state, tmp / "state.pt")
-            if a.export_checkpoints:
-                export(raw, data / "tokenizer", tmp / "hf")
-        _barrier()  # every rank's RNG file is on disk before the marker
-        if master:
-            (tmp / MARKER).write_text(json.dumps({"step": step, "tokens": step * batch_tokens}) + "\n")
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
+            # Written into a temporary directory, swapped in whole: when step-N already exists
+            # (a run resumed from an earlier checkpoint saves the same step again) the two are
+            # exchanged in one atomic rename, so step-N holds a complete checkpoint at every moment.
+            with atomic_dir(ckpt_dir / f"step-{step:08d}") as tmp:
+                for r, state_r in enumerate(rngs):
+                    torch.save(state_r, tmp / f"rng-{r}.pt")
+                torch.save(raw.state_dict(), tmp / "model.pt")
+                torch.save(opt.state_dict(), tmp / "optimizer.pt")
+                state = {"step": step, "tokens": step * batch_tokens, "scheduler": sched.state_dict(),
+                         "data": {"sampling": a.sampling, "seed": a.seed, "next_step": step},
+                         "model_config": dataclasses.asdict(cfg), "batch_tokens": batch_tokens}
+                torch.save(state, tmp / "state.pt")
+                if a.export_checkpoints:
+                    export(raw, data / "tokenizer", tmp / "hf")
+                write_marker(tmp / MARKER, {"step": step, "tokens": step * batch_tokens})  # last
             done = sorted(p for p in ckpt_dir.glob("step-*") if (p / MARKER).exists())
-            for old in done[: -a.keep] + sorted(ckpt_dir.glob(".tmp-step-*")):  # + writes cut off by a kill
+            for old in done[: -a.keep]:
                 shutil.rmtree(old)
+            remove_stale(ckpt_dir, "step-*")  # temporary directories of writes cut off by a kill
         _barrier()
 
     def _barrier():
@@ -348,70 +359,71 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
             dist.barrier()
 
     # -- the loop ----------------------------------------------------------------------
-    from tqdm import tqdm
+    # Master only: a bar on a terminal, one line per log interval in a (Slurm) log.
+    bar = Progress("pretrain", total=total, unit="steps", initial=start) if master else None
+    try:
+        model.train()
+        step, t_last, tok_last = start, time.perf_counter(), start * batch_tokens
+        while step < total:
+            offs = batch_offsets(len(train_tok), T, n_seqs, a.seed, step, a.sampling)
+            mine = offs[rank * (n_seqs // world) : (rank + 1) * (n_seqs // world)]
+            loss_sum = torch.zeros((), device=device)
+            for i in range(accum):
+                x, y = batch(train_tok, mine[i * a.micro_batch : (i + 1) * a.micro_batch])
+                if ddp:  # all-reduce gradients only on the last micro-step
+                    model.require_backward_grad_sync = i == accum - 1
+                with autocast:
+                    logits = model(input_ids=x, use_cache=False).logits
+                loss = F.cross_entropy(logits.float().reshape(-1, V), y.reshape(-1))
+                (loss / accum).backward()
+                loss_sum += loss.detach()
+            grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), a.grad_clip) if a.grad_clip > 0 else None
+            lr = sched.get_last_lr()[0]
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
 
-    bar = tqdm(total=total, initial=start, unit="step", disable=not (master and sys.stderr.isatty()))
-    model.train()
-    step, t_last, tok_last = start, time.perf_counter(), start * batch_tokens
-    while step < total:
-        offs = batch_offsets(len(train_tok), T, n_seqs, a.seed, step, a.sampling)
-        mine = offs[rank * (n_seqs // world) : (rank + 1) * (n_seqs // world)]
-        loss_sum = torch.zeros((), device=device)
-        for i in range(accum):
-            x, y = batch(train_tok, mine[i * a.micro_batch : (i + 1) * a.micro_batch])
-            if ddp:  # all-reduce gradients only on the last micro-step
-                model.require_backward_grad_sync = i == accum - 1
-            with autocast:
-                logits = model(input_ids=x, use_cache=False).logits
-            loss = F.cross_entropy(logits.float().reshape(-1, V), y.reshape(-1))
-            (loss / accum).backward()
-            loss_sum += loss.detach()
-        grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), a.grad_clip) if a.grad_clip > 0 else None
-        lr = sched.get_last_lr()[0]
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        step += 1
-        bar.update(1)
+            if step % a.log_every == 0 or step == total or step == start + 1:
+                loss_avg = loss_sum / accum
+                if ddp:
+                    dist.all_reduce(loss_avg, op=dist.ReduceOp.AVG)
+                if cuda:
+                    torch.cuda.synchronize()
+                now, tokens = time.perf_counter(), step * batch_tokens
+                tps = (tokens - tok_last) / (now - t_last)
+                entry = {"step": step, "loss": loss_avg.item(), "lr": lr, "tokens": tokens, "tokens_per_s": round(tps, 1)}
+                if grad_norm is not None:
+                    entry["grad_norm"] = grad_norm.item()
+                if peak:
+                    entry["mfu"] = round(flops_per_token * tps / (peak * world), 4)
+                log(entry)
+                if bar is not None:
+                    bar.update(completed=step, status=f"loss {entry['loss']:.3f}, lr {lr:.2e}, {tps:,.0f} tokens/s")
+                t_last, tok_last = now, tokens
 
-        if step % a.log_every == 0 or step == total or step == start + 1:
-            loss_avg = loss_sum / accum
-            if ddp:
-                dist.all_reduce(loss_avg, op=dist.ReduceOp.AVG)
-            if cuda:
-                torch.cuda.synchronize()
-            now, tokens = time.perf_counter(), step * batch_tokens
-            tps = (tokens - tok_last) / (now - t_last)
-            entry = {"step": step, "loss": loss_avg.item(), "lr": lr, "tokens": tokens, "tokens_per_s": round(tps, 1)}
-            if grad_norm is not None:
-                entry["grad_norm"] = grad_norm.item()
-            if peak:
-                entry["mfu"] = round(flops_per_token * tps / (peak * world), 4)
-            log(entry)
-            bar.set_postfix(loss=f"{entry['loss']:.3f}")
-            t_last, tok_last = now, tokens
-
-        paused = time.perf_counter()
-        if val_tok is not None and ((a.eval_every and step % a.eval_every == 0) or step == total):
-            log({"step": step, "val_loss": evaluate(), "tokens": step * batch_tokens})
-        stop = _Stop.requested or step == a.stop_at
-        if ddp:  # any rank signalled -> all stop at this same step
-            flag = torch.tensor(float(stop), device=device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            stop = bool(flag.item())
-        if stop or step == total or (a.save_every and step % a.save_every == 0):
-            save(step)
-        t_last += time.perf_counter() - paused  # tokens/s counts training time only
-        if stop and step < total:
+            paused = time.perf_counter()
+            if val_tok is not None and ((a.eval_every and step % a.eval_every == 0) or step == total):
+                log({"step": step, "val_loss": evaluate(), "tokens": step * batch_tokens})
+            stop = _Stop.requested or step == a.stop_at
+            if ddp:  # any rank signalled -> all stop at this same step
+                flag = torch.tensor(float(stop), device=device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                stop = bool(flag.item())
+            if stop or step == total or (a.save_every and step % a.save_every == 0):
+                save(step)
+            t_last += time.perf_counter() - paused  # tokens/s counts training time only
+            if stop and step < total:
+                if master:
+                    bar.close()  # before the message below
+                    write_json(out / STOPPED, {"step": step, "checkpoint": f"checkpoints/step-{step:08d}", "exit_code": EXIT_INTERRUPTED})
+                    print(f"pretrain: stopped after step {step}; checkpoint {ckpt_dir}/step-{step:08d}; "
+                          f"exit {EXIT_INTERRUPTED} (resume with --resume auto)", file=sys.stderr)
+                    tb.close()
+                return EXIT_INTERRUPTED
+    finally:
+        if bar is not None:
             bar.close()
-            if master:
-                write_text_atomic(out / STOPPED, json.dumps({"step": step, "checkpoint": f"checkpoints/step-{step:08d}",
-                                                              "exit_code": EXIT_INTERRUPTED}) + "\n")
-                print(f"pretrain: stopped after step {step}; checkpoint {ckpt_dir}/step-{step:08d}; "
-                      f"exit {EXIT_INTERRUPTED} (resume with --resume auto)", file=sys.stderr)
-                tb.close()
-            return EXIT_INTERRUPTED
-    bar.close()
     if master:
         if not (out / "final" / "config.json").exists() or start < total:
             export(raw, data / "tokenizer", out / "final")
@@ -438,4 +450,4 @@ def _truncate_log(path: Path, step: int) -> None:
     if not path.exists():
         return
     keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-    write_text_atomic(path, "".join(ln + "\n" for ln in keep))
+    write_text(path, "".join(ln + "\n" for ln in keep))

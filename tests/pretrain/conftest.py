@@ -9,7 +9,7 @@ import random
 import pyarrow as pa
 import pytest
 
-from corpus.io import write_parquet as write_parquet_atomic
+from corpus.io import write_parquet
 from corpus.records import record_schema
 
 VOCAB = 512
@@ -41,7 +41,7 @@ def write_corpus(run_dir, docs: list[str], per_shard: int = 150):
     schema = record_schema([])
     for s in range(0, len(docs), per_shard):
         rows = [{"id": f"abc123-{i}", "index": i, "text": t} for i, t in enumerate(docs[s : s + per_shard], start=s)]
-        write_parquet_atomic(pa.Table.from_pylist(rows, schema=schema), run_dir / "corpus" / f"part-{s // per_shard:05d}.parquet")
+        write_parquet(pa.Table.from_pylist(rows, schema=schema), run_dir / "corpus" / f"part-{s // per_shard:05d}.parquet")
     return run_dir / "corpus"
 
 

@@ -3,6 +3,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -49,7 +50,10 @@ def test_resume_is_exact(tmp_path, tiny_args, read_log, train1):
 
 def test_resume_skips_incomplete_checkpoints(tmp_path, tiny_args, train1):
     ck = tmp_path / "checkpoints"
-    (ck / ".tmp-step-00000001").mkdir(parents=True)  # left by a killed run: removed at the next save
+    # Left by killed runs (corpus.io's names: host and pid of the writer): removed at the next save.
+    (ck / ".step-00000001.tmp-deadhost-4242").mkdir(parents=True)
+    (ck / ".step-00000001.tmp-deadhost-4242" / "model.pt").write_bytes(b"half")
+    (ck / ".step-00000003.old-deadhost-4243").mkdir()
     assert train1(tiny_args(tmp_path, max_steps=6, save_every=2, keep=2)) == 0
     assert sorted(p.name for p in ck.iterdir()) == ["step-00000004", "step-00000006"]  # keep=2
     # A newer checkpoint whose write was cut off (no marker) is never resumed from.
@@ -60,6 +64,53 @@ def test_resume_skips_incomplete_checkpoints(tmp_path, tiny_args, train1):
         find_checkpoint(str(ck / "step-00000008"), ck)
     with pytest.raises(ConfigError, match="--resume auto"):
         train1(tiny_args(tmp_path, max_steps=6))
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "fallback"])
+def test_saving_a_step_again_keeps_a_complete_checkpoint(tmp_path, tiny_args, train1, monkeypatch, exchange):
+    """A run resumed from step 2 saves step 4 again, over the complete step 4 of the first run. With
+    the atomic exchange, a reader polling step-4's marker and weights never finds them missing."""
+    import corpus.io
+
+    ck = tmp_path / "checkpoints"
+    assert train1(tiny_args(tmp_path, max_steps=4, save_every=2)) == 0
+    step4 = ck / "step-00000004"
+    before = step4.stat().st_ino
+
+    real, swaps = corpus.io._exchange, []
+
+    def observed(a, b):
+        ok = real(a, b) if exchange else False
+        swaps.append((b.name, ok))
+        return ok
+
+    monkeypatch.setattr(corpus.io, "_exchange", observed)
+    missing, reads, stop = [], [0], threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            try:
+                for name in (MARKER, "model.pt"):
+                    with open(step4 / name, "rb") as f:
+                        f.read(1)
+            except FileNotFoundError as e:
+                missing.append(e.filename)
+            reads[0] += 1
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        assert train1(tiny_args(tmp_path, max_steps=4, save_every=2, resume=str(ck / "step-00000002"))) == 0
+    finally:
+        stop.set()
+        t.join()
+    assert step4.stat().st_ino != before  # step 4 really was written again
+    assert ("step-00000004", exchange) in swaps
+    assert json.loads((step4 / MARKER).read_text())["step"] == 4
+    assert sorted(p.name for p in ck.iterdir()) == ["step-00000002", "step-00000004"]  # no temporary or old directory left
+    assert reads[0] > 100
+    if exchange:
+        assert not missing, f"step-00000004 incomplete in {len(missing)} of {reads[0]} reads: {missing[:3]}"
 
 
 def test_sigusr1_checkpoints_and_resumes(tmp_path, packed, tiny_yaml, read_log, one_thread_env):
