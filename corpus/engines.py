@@ -18,12 +18,15 @@ Nothing else in the project imports ``vllm`` or an HTTP client: go through ``mak
 from __future__ import annotations
 
 import asyncio
+import collections
 import email.utils
 import json
+import logging
 import os
 import random
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,12 +136,12 @@ class _OutputTail:
     """Tee stdout and stderr (fds 1 and 2) through pipes while vLLM starts, keeping the last lines.
 
     vLLM logs to stdout from the processes it spawns, which inherit the pipes; daemon threads
-    forward everything to the real streams for as long as any of them writes."""
+    forward everything to the real streams for as long as any of them writes, unless the "vllm"
+    logger is set to ERROR or above (the CLI's default, quiet mode): then only the kept lines
+    remain, for the error message when the start fails."""
 
     def __init__(self, keep: int = 200):
-        import collections
-        import threading
-
+        self.forward = logging.getLogger("vllm").getEffectiveLevel() < logging.ERROR
         self.lines: collections.deque[str] = collections.deque(maxlen=keep)
         self.saved = {}
         for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
@@ -152,7 +155,8 @@ class _OutputTail:
     def _pump(self, r: int, out: int) -> None:
         buf = b""
         while chunk := os.read(r, 65536):
-            os.write(out, chunk)
+            if self.forward:
+                os.write(out, chunk)
             *done, buf = (buf + chunk).split(b"\n")
             self.lines.extend(x.decode(errors="replace") for x in done)
         os.close(r)

@@ -23,8 +23,18 @@ from pathlib import Path
 
 import yaml
 
-from corpus.config import ConfigError, KeyDoc, Located, LocatedStack, build, config_keys, deep_merge, load_yaml, to_dict
-from corpus.config import format_keys  # noqa: F401  (re-exported: the CLI prints format_keys(recipe_keys()))
+from corpus.config import (
+    ConfigError,
+    KeyDoc,
+    Located,
+    LocatedStack,
+    build,
+    config_keys,
+    deep_merge,
+    format_keys,  # noqa: F401  (re-exported: the CLI prints format_keys(recipe_keys()))
+    load_yaml,
+    to_dict,
+)
 from corpus.records import record_schema
 from corpus.settings import (
     DecontamConfig,

@@ -29,10 +29,10 @@ SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 def _training_text() -> list[str]:
     """Python source and prose that ship with the interpreter: enough to learn 512 merges."""
-    import optparse as a  # a big module of Python and prose (argparse's predecessor)
     import collections
     import dataclasses
     import json
+    import optparse as a  # a big module of Python and prose (argparse's predecessor)
     import textwrap
 
     return [inspect.getsource(m) for m in (a, collections, dataclasses, json, textwrap)]

@@ -14,7 +14,7 @@ HUMANEVAL_PROBLEMS = 164
 
 
 def _progress() -> bool:
-    return sys.stderr.isatty()
+    return True  # corpus.progress draws a bar on a terminal and prints lines in a log (Slurm)
 
 
 def _exec_args(p: argparse.ArgumentParser) -> None:

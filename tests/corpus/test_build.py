@@ -65,6 +65,20 @@ def test_build_stops_at_the_first_record_reaching_the_budget(vllm_engine, smoke_
     assert {p: p.stat().st_mtime_ns for p in (run / "generated").iterdir()} == mtimes
 
 
+def test_default_build_prints_only_its_own_lines(smoke_model, tmp_path):
+    """vLLM in process (its engine processes included) is quiet unless -v: the output holds the
+    build's own lines and nothing else."""
+    cmd = [sys.executable, "-m", "corpus", "build", "--recipe", "smoke", "--model", str(smoke_model), "--tokens", "300",
+           "--out", str(tmp_path / "run"), "--set", "chunk_size=16", "--set", "sampling.max_tokens=48",
+           "--set", "engine.gpu_memory_utilization=0.2"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
+    own = ("[build] ", "note: the smoke model", "corpus: ", "  corpus: ", "  card: ", "  stats: ")
+    assert lines and all(ln.startswith(own) for ln in lines), "\n".join(ln for ln in lines if not ln.startswith(own))[:3000]
+    assert any(ln.startswith("[build] ") and ln.endswith("done") for ln in lines)
+
+
 def test_low_yield_stops_with_a_diagnosis(vllm_engine, smoke_model, tmp_path, capsys):
     argv = ["build", "--recipe", "smoke", "--model", str(smoke_model), "--tokens", "1e6", "--out", str(tmp_path / "run"),
             "--set", "chunk_size=16", "--set", "sampling.max_tokens=48", "--set", "gate.max_words=3"]

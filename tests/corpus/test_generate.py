@@ -17,6 +17,7 @@ from corpus.plan import Plan, request_seed
 from corpus.recipe import load_recipe
 from corpus.records import record_schema
 from corpus.run import RunDir
+from corpus.tokens import Count
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +53,7 @@ def read_chunks(run: Path) -> dict[int, list[dict]]:
 def test_generate_chunk_with_vllm(tmp_path, vllm_engine, vllm_engine_config):
     recipe = load_recipe(str(write_recipe(tmp_path, vllm_engine_config)))
     plan = Plan(recipe)
-    table = generate_chunk(plan, vllm_engine, 2)
+    table = Count(recipe.tokenizer)(generate_chunk(plan, vllm_engine, 2))  # the counting stage fills n_tokens
     assert table.schema == record_schema(["style"])
     rows = table.to_pylist()
     assert (recipe.tokenizer.kind, recipe.tokenizer.name) == ("tiktoken", "cl100k_base")
