@@ -51,7 +51,7 @@ def test_humaneval_rejects_bad_settings(smoke_model, tmp_path, capsys):
 
 
 def test_vllm_end_to_end_through_the_project_engine(smoke_model, vllm_engine, vllm_engine_config, tmp_path):
-    from eval.cli import cmd_humaneval
+    from corpus.cli.eval import cmd_humaneval
 
     from corpus.cli import build_parser
 
