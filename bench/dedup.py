@@ -26,7 +26,7 @@ import tracemalloc
 import numpy as np
 import pyarrow as pa
 
-from corpus.dedup import DedupConfig, Deduplicator, dedup_tables, normalise, shingle_hashes, signatures
+from corpus.dedup import Dedup, DedupConfig, Deduplicator, normalise, shingle_hashes, signatures
 
 CFG = DedupConfig()
 
@@ -149,7 +149,9 @@ def main() -> None:
     # library repeats itself), so each edited copy's only twin is its base.
     with tempfile.TemporaryDirectory() as d:
         pool = docs[: min(len(docs), 1800)]
-        (t,), first = dedup_tables([pa.table({"id": [str(i) for i in range(len(pool))], "text": pool})], CFG, d)
+        with Dedup(CFG, d, workers=1) as stage:
+            t = stage(pa.table({"id": [str(i) for i in range(len(pool))], "text": pool}))
+            first = stage.report()
     bases = [x for x, dup in zip(pool, t.column("dup_of").to_pylist()) if dup is None][:1500]
     variants, level_of = [], []
     for i, b in enumerate(bases):

@@ -28,7 +28,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from corpus.records import record_schema, write_parquet_atomic
+from corpus.io import write_parquet
+from corpus.records import record_schema
 from pretrain.model import hf_config, resolve
 from pretrain.pack import load_meta, pack
 from pretrain.tokenizer import train_tokenizer
@@ -46,7 +47,7 @@ def make_corpus(d: Path, n: int = 3000) -> Path:
         text = (f"# {a} and {b}\n\nWe use a {a} to hold {k} items, then {b} them.\n\n```python\ndef {a}_{b}_{i}(xs):\n"
                 f"    return [x * {k} for x in xs if x % {k % 7 + 2}]\n```\n")
         rows.append({"id": f"bench-{i}", "index": i, "text": text})
-    write_parquet_atomic(pa.Table.from_pylist(rows, schema=record_schema([])), d / "corpus" / "part-00000.parquet")
+    write_parquet(pa.Table.from_pylist(rows, schema=record_schema([])), d / "corpus" / "part-00000.parquet")
     return d / "corpus"
 
 

@@ -240,7 +240,7 @@ class _Runs:
         return sum(k.nbytes + d.nbytes for k, d in self.runs)
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -451,7 +451,7 @@ class Deduplicator:
 
     def report(self) -> dict:
         return {**self.stats, "parked_chunks": sorted(self.parked), "index_bytes": self.index_bytes,
-                "peak_rss_mb": round(_peak_rss_mb(), 1), "config": asdict(self.cfg)}
+                "peak_rss_mb": round(peak_rss_mb(), 1), "config": asdict(self.cfg)}
 
     def close(self) -> None:
         if self._pool is not None:
@@ -476,7 +476,7 @@ class Dedup(Stage):
         super().__init__()
         if from_chunk is not None:
             for p in Path(state_dir).glob("*-*.*"):
-                m = re.fullmatch(r"(?:dec|sig|exact|shingles|offsets)-(\d+)\.(?:parquet|npy)", p.name)
+                m = re.fullmatch(rf"(?:dec|{'|'.join(_FILES)})-(\d+)\.(?:parquet|npy)", p.name)
                 if m and int(m.group(1)) >= from_chunk:
                     p.unlink()
         self.dd = Deduplicator(state_dir, cfg, workers)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -22,10 +21,6 @@ RUN_ROWS_HELP = (
 def _io_args(args, name: str) -> None:
     if (args.run is None) == (args.input is None) or (args.input is None) != (args.output is None):
         raise ConfigError(f"{name}: give either --run runs/NAME, or --input FILE and --output FILE")
-
-
-def _peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 # -- gate -------------------------------------------------------------------------------------
@@ -90,6 +85,7 @@ def cmd_dedup(args) -> int:
 # -- decontam ---------------------------------------------------------------------------------
 def cmd_decontam(args) -> int:
     from corpus.decontam import Decontam
+    from corpus.dedup import peak_rss_mb
     from corpus.io import write_json
     from corpus.run import RunDir
     from corpus.runner import apply_to_file, apply_to_run
@@ -103,7 +99,7 @@ def cmd_decontam(args) -> int:
     else:
         stage = apply_to_run(RunDir(args.run), ("decontam",), workers=args.workers)[0]["decontam"]
     stats = {"docs_in": stage.stats.seen, "contaminated": len(stage.flagged), "chunks_skipped": stage.skipped,
-             "seconds": round(time.perf_counter() - t0, 3), "peak_rss_mb": _peak_rss_mb(),
+             "seconds": round(time.perf_counter() - t0, 3), "peak_rss_mb": round(peak_rss_mb(), 1),
              "benchmarks": stage.cfg.benchmarks, "flagged": stage.flagged}
     if args.run:
         write_json(Path(args.run) / "decontam" / "stats.json", stats)
