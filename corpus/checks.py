@@ -291,6 +291,102 @@ def _disallowed_import(d: Doc, cfg) -> str | None:
     return None
 
 
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _dead_code(code: str, unused_too: bool = True) -> str | None:
+    """Why ``code`` holds code that never runs, or None: no statement at all (only comments), a
+    top-level function or class defined twice (the first one is dead), or (``unused_too``) one that
+    nothing outside its own body uses (calls, or passes as a value), so running it never runs that."""
+    tree = ast.parse(code)
+    if not tree.body:
+        return "has no statement (only comments)"
+    defs = [n for n in tree.body if isinstance(n, _DEFS)]
+    names = [n.name for n in defs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        return f"defines {', '.join(twice[:3])} twice"
+    if not unused_too:
+        return None
+    unused = []
+    for d in defs:
+        others = [stmt for stmt in tree.body if stmt is not d]
+        if not any(isinstance(n, ast.Name) and n.id == d.name and isinstance(n.ctx, ast.Load) for stmt in others for n in ast.walk(stmt)):
+            unused.append(d.name)
+    if unused:
+        return f"defines {', '.join(unused[:3])} but never uses {'it' if len(unused) == 1 else 'them'}"
+    return None
+
+
+def _dead_code_check(d: Doc, cfg) -> str | None:
+    if not cfg.reject_dead_code:
+        return None
+    for k, snippet in enumerate(d.parsed, 1):
+        # Joined snippets: a later snippet may use an earlier one's function (checked on the whole below).
+        why = _dead_code(snippet, unused_too=cfg.standalone_snippets)
+        if why:
+            return f"snippet {k} {why}"
+    if not cfg.standalone_snippets and d.parsed:
+        # A later snippet may redefine an earlier one's function on purpose ("a better version").
+        tree = ast.parse("\n\n".join(dict.fromkeys(d.parsed)))
+        kept: dict[str, ast.stmt] = {}
+        for stmt in tree.body:
+            kept[getattr(stmt, "name", None) or id(stmt)] = stmt
+        tree.body = list(kept.values())
+        why = _dead_code(ast.unparse(tree))
+        if why:
+            return f"the snippets {why}"
+    return None
+
+
+@dataclass
+class Program:
+    """What the sandbox runs for an extract: one snippet, or all its snippets as one program, with
+    the outputs the extract says it prints."""
+
+    code: str
+    claims: list[str]
+
+
+# A comment that states what the code prints: "# Output: 25", "# prints: [1, 2]", "# Expected output: 3",
+# and "# -> 25" / "# => 25" on a line that prints.
+_CLAIM = re.compile(r"#\s*(?:expected\s+)?(?:output|outputs|prints)\s*:\s*(?P<a>.+?)\s*$|^(?=.*\bprint\().*#\s*(?:->|=>)\s*(?P<b>.+?)\s*$", re.IGNORECASE)
+# Prose that introduces an output listing: "Output:", "This prints:", "When you run it, you get the output:".
+_OUTPUT_INTRO = re.compile(r"\b(?:output|prints?)\b[^.!?]*:\s*$", re.IGNORECASE)
+
+
+def _comment_claims(code: str) -> list[str]:
+    return [m.group("a") or m.group("b") for line in code.splitlines() if (m := _CLAIM.search(line))]
+
+
+def _programs(d: Doc, cfg) -> list[Program]:
+    """What the sandbox runs, with claims: the snippet's own output comments, and a fenced non-Python
+    block that follows it under a short line like "Output:" (the listing of what it prints)."""
+    claims: dict[int, list[str]] = {}
+    last = None  # the snippet number of the last Python block so far
+    snippets = 0
+    for i, b in enumerate(d.ex.blocks):
+        if b.python:
+            last, snippets = snippets, snippets + 1
+            claims[last] = _comment_claims(b.code)
+            continue
+        intro = d.ex.prose[i].strip() if i < len(d.ex.prose) else ""
+        if last is not None and b.code.strip() and len(intro.split()) <= 12 and _OUTPUT_INTRO.search(intro):
+            claims[last].append(b.code.strip())
+    if d.syntax_errors:  # rejected before the sandbox; nothing to run
+        return []
+    if cfg.standalone_snippets:
+        return [Program(code, claims.get(k, [])) for k, code in enumerate(d.parsed)]
+    return [Program("\n\n".join(d.parsed), [c for k in sorted(claims) for c in claims[k]])] if d.parsed else []
+
+
+def _claim_holds(claim: str, stdout: str) -> bool:
+    """Whether what was printed contains the claimed output (whitespace-insensitive; quotes around a
+    claimed string may be dropped, since print shows a str without them)."""
+    out, c = " ".join(stdout.split()), " ".join(claim.split())
+    return c in out or (len(c) >= 2 and c[0] == c[-1] and c[0] in "'\"" and c[1:-1] in out)
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
@@ -317,12 +413,16 @@ REGISTRY: tuple[Check, ...] = (
           ("max_duplicate_line_fraction", "max_top_ngram_fraction", "max_duplicate_ngram_fraction"), lambda d, cfg: _repetition(d.text, d.ex, cfg)),
     Check("snippet_syntax", "a snippet that does not parse (`ast`)", (), _syntax),
     Check("disallowed_import", "an import outside the standard library + allow-list", ("allowed_modules",), _disallowed_import),
+    Check("dead_code", "a snippet with code that never runs: a function or class nothing outside its own body uses "
+          "(running the snippet would not test it), one defined twice in a snippet, or only comments", ("reject_dead_code",), _dead_code_check),
     Check("snippet_error", "a snippet that raises, is killed by a signal, or floods its output, run in the sandbox "
           "(`standalone_snippets`: each snippet alone, or all in order as one program)", ("standalone_snippets", "memory_mb"), None),
     Check("snippet_timeout", "a snippet over its wall-clock time limit (CPU time is capped at the same)", ("timeout",), None),
+    Check("wrong_output", 'a comment that says what the code prints ("# Output: 25", "print(f(5))  # -> 25") and '
+          "or an output listing after a snippet (\"Output:\" + a fenced block) that is not in what it printed", ("check_output_claims",), None),
 )
 CHECKS: tuple[str, ...] = tuple(c.name for c in REGISTRY)
-SANDBOX_CHECKS = frozenset({"snippet_error", "snippet_timeout"})
+SANDBOX_CHECKS = frozenset({"snippet_error", "snippet_timeout", "wrong_output"})
 
 
 def active(cfg) -> list[Check]:
@@ -335,7 +435,7 @@ def runs_code(cfg) -> bool:
     return bool(SANDBOX_CHECKS - set(cfg.skip))
 
 
-def check_text(text: str | None, finish_reason: str | None, cfg) -> tuple[str, str, int, int | None, list[str]]:
+def check_text(text: str | None, finish_reason: str | None, cfg) -> tuple[str, str, int, int | None, list[Program]]:
     """Every check but the sandbox's: (gate, detail, n_snippets, snippets_ok, programs to run)."""
     on = {c.name for c in active(cfg)}
     if text is None or not text.strip():
@@ -349,12 +449,12 @@ def check_text(text: str | None, finish_reason: str | None, cfg) -> tuple[str, s
                 return c.name, detail, n, None, []
     if not d.parsed or not runs_code(cfg):
         return ACCEPTED, "", n, len(d.parsed), []
-    programs = d.parsed if cfg.standalone_snippets else ["\n\n".join(d.parsed)]
-    return ACCEPTED, "", n, None, programs
+    return ACCEPTED, "", n, None, _programs(d, cfg)
 
 
-def verdict(results, cfg, n_parsed: int) -> tuple[str, str, int]:
-    """Gate, detail and snippets_ok from an extract's sandbox results (``corpus.sandbox.Result``)."""
+def verdict(results, cfg, n_parsed: int, programs: list[Program]) -> tuple[str, str, int]:
+    """Gate, detail and snippets_ok from an extract's sandbox results (``corpus.sandbox.Result``),
+    one per program of ``programs``."""
     on = {c.name for c in active(cfg)}
     ok = sum(r.status == "ok" for r in results)
     snippets_ok = ok if cfg.standalone_snippets else (n_parsed if ok else 0)
@@ -364,6 +464,13 @@ def verdict(results, cfg, n_parsed: int) -> tuple[str, str, int]:
             return "snippet_timeout", f"{where}{r.error}", snippets_ok
         if r.status in ("error", "killed", "truncated") and "snippet_error" in on:
             return "snippet_error", f"{where}{r.status}: {r.error}"[:300], snippets_ok
+    if "wrong_output" in on and cfg.check_output_claims:
+        for k, (r, program) in enumerate(zip(results, programs), 1):
+            for claim in program.claims:
+                if r.status == "ok" and not _claim_holds(claim, r.stdout):
+                    where = f"snippet {k}: " if cfg.standalone_snippets else ""
+                    printed = " ".join(r.stdout.split())
+                    return "wrong_output", f"{where}says it prints {claim!r}, printed {printed[:80]!r}"[:300], snippets_ok
     return ACCEPTED, "", snippets_ok
 
 

@@ -63,12 +63,16 @@ class LocatedStack(Located):
 
 
 def deep_merge(base: Any, over: Any) -> Any:
-    """``over`` on top of ``base``: mappings merge key by key (recursively); anything else
-    (lists, scalars, null) in ``over`` replaces what ``base`` has. Neither input is modified."""
+    """``over`` on top of ``base``: mappings merge key by key (recursively), a key set to null in
+    ``over`` is removed (so a recipe's default applies again, or an axis of the base is dropped),
+    anything else (lists, scalars) in ``over`` replaces what ``base`` has. Neither input is modified."""
     if isinstance(base, dict) and isinstance(over, dict):
         out = dict(base)
         for k, v in over.items():
-            out[k] = deep_merge(base[k], v) if k in base else v
+            if v is None:
+                out.pop(k, None)
+            else:
+                out[k] = deep_merge(base[k], v) if k in base else v
         return out
     return over
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from corpus.checks import ACCEPTED, check_text, verdict
+from corpus.checks import ACCEPTED, Program, check_text, verdict
 from corpus.sandbox import Sandbox
 from corpus.settings import GateConfig
 from corpus.stage import Stage, set_column
@@ -31,7 +31,7 @@ class _Pending:
     """An extract whose text checks passed; its snippets wait for the sandbox."""
 
     row: int
-    programs: list[str]
+    programs: list[Program]
     n_snippets: int
 
 
@@ -66,12 +66,12 @@ class Gate(Stage):
                 if programs:
                     pending.append(_Pending(i, programs, k))
             if pending:
-                results = self._run([p for item in pending for p in item.programs])
+                results = self._run([p.code for item in pending for p in item.programs])
                 pos = 0
                 for item in pending:
                     res = results[pos : pos + len(item.programs)]
                     pos += len(item.programs)
-                    gate, detail, ok = verdict(res, self.cfg, item.n_snippets)
+                    gate, detail, ok = verdict(res, self.cfg, item.n_snippets, item.programs)
                     old["gate"][item.row], old["gate_detail"][item.row], old["snippets_ok"][item.row] = gate, detail, ok
             for name, typ in _TYPES.items():
                 table = set_column(table, name, pa.array(old[name], type=typ))

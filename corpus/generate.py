@@ -36,9 +36,10 @@ def outline_seed(seed: int) -> int:
     return mix64(seed ^ 0x071E) & 0x7FFFFFFF
 
 
-def _request(plan: Plan, p: Prompt, user: str, max_tokens: int, seed: int) -> Request:
+def make_request(plan: Plan, p: Prompt, user: str, max_tokens: int, seed: int) -> Request:
     s = plan.recipe.sampling
-    kw = dict(max_tokens=max_tokens, temperature=s.temperature, top_p=s.top_p, seed=seed, stop=list(s.stop))
+    kw = dict(max_tokens=max_tokens, temperature=s.temperature, top_p=s.top_p, repetition_penalty=s.repetition_penalty,
+              seed=seed, stop=list(s.stop))
     if not plan.recipe.engine.chat:
         return Request(prompt=user, **kw)
     system = plan.system(p)
@@ -56,7 +57,7 @@ def generate_chunk(plan: Plan, engine: Engine, c: int) -> pa.Table:
     outlines: list[str | None] = [None] * n
     failed: dict[int, Completion] = {}
     if plan.t_outline is not None:
-        reqs = [_request(plan, p, plan.render(p, "outline"), recipe.sampling.outline_max_tokens, outline_seed(p.seed)) for p in prompts]
+        reqs = [make_request(plan, p, plan.render(p, "outline"), recipe.sampling.outline_max_tokens, outline_seed(p.seed)) for p in prompts]
         for k, o in enumerate(engine.generate(reqs)):
             if o.finish_reason == "error":
                 failed[k] = Completion(None, "error", error=f"outline stage: {o.error}")
@@ -64,7 +65,7 @@ def generate_chunk(plan: Plan, engine: Engine, c: int) -> pa.Table:
                 outlines[k] = o.text
     users = [plan.render(p, "extract", outlines[k]) for k, p in enumerate(prompts)]
     todo = [k for k in range(n) if k not in failed]
-    outs = engine.generate([_request(plan, prompts[k], users[k], recipe.sampling.max_tokens, prompts[k].seed) for k in todo])
+    outs = engine.generate([make_request(plan, prompts[k], users[k], recipe.sampling.max_tokens, prompts[k].seed) for k in todo])
     completions = dict(failed)
     completions.update(zip(todo, outs))
     comps = [completions[k] for k in range(n)]

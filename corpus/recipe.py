@@ -8,7 +8,8 @@ path works too. Unknown keys and wrong types are errors naming the file, line an
 A recipe may start from another with ``base: NAME`` (a built-in name, which wins over a file
 of that name, or a path, relative to the recipe's own file): it takes the base's resolved values (the base may have a base too)
 and overrides only the keys it names, merging mappings key by key and replacing lists and
-scalars. The resolved recipe has no ``base``: what it names is what it is, so its
+scalars; a key set to null is removed (its default applies again; ``axes: {snippets: null}`` drops
+the base's axis). The resolved recipe has no ``base``: what it names is what it is, so its
 ``to_yaml()`` (the frozen ``recipe.yaml`` of a run) loads back to the same hash.
 """
 

