@@ -41,7 +41,7 @@ def _rejections(s: dict) -> str:
 
 def _provenance(s: dict) -> str:
     """The teacher's provenance line, when the model directory recorded one (``corpus teacher``)."""
-    p = s.get("model_provenance")
+    p = s["model_provenance"]
     if not p:
         return ""
     return (f"\n  The model is `{p['name']}` ({p['parameters']} parameters, license {p['license']}), from the "

@@ -294,25 +294,21 @@ def _disallowed_import(d: Doc, cfg) -> str | None:
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
-def _dead_code(code: str, unused_too: bool = True) -> str | None:
-    """Why ``code`` holds code that never runs, or None: no statement at all (only comments), a
-    top-level function or class defined twice (the first one is dead), or (``unused_too``) one that
+def _dead_code(body: list[ast.stmt], unused_too: bool = True) -> str | None:
+    """Why a module ``body`` holds code that never runs, or None: no statement at all (only comments),
+    a top-level function or class defined twice (the first one is dead), or (``unused_too``) one that
     nothing outside its own body uses (calls, or passes as a value), so running it never runs that."""
-    tree = ast.parse(code)
-    if not tree.body:
+    if not body:
         return "has no statement (only comments)"
-    defs = [n for n in tree.body if isinstance(n, _DEFS)]
+    defs = [n for n in body if isinstance(n, _DEFS)]
     names = [n.name for n in defs]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         return f"defines {', '.join(twice[:3])} twice"
     if not unused_too:
         return None
-    unused = []
-    for d in defs:
-        others = [stmt for stmt in tree.body if stmt is not d]
-        if not any(isinstance(n, ast.Name) and n.id == d.name and isinstance(n.ctx, ast.Load) for stmt in others for n in ast.walk(stmt)):
-            unused.append(d.name)
+    unused = [d.name for d in defs if not any(isinstance(n, ast.Name) and n.id == d.name and isinstance(n.ctx, ast.Load)
+                                              for stmt in body if stmt is not d for n in ast.walk(stmt))]
     if unused:
         return f"defines {', '.join(unused[:3])} but never uses {'it' if len(unused) == 1 else 'them'}"
     return None
@@ -321,19 +317,16 @@ def _dead_code(code: str, unused_too: bool = True) -> str | None:
 def _dead_code_check(d: Doc, cfg) -> str | None:
     if not cfg.reject_dead_code:
         return None
-    for k, snippet in enumerate(d.parsed, 1):
+    bodies = [ast.parse(snippet).body for snippet in d.parsed]
+    for k, body in enumerate(bodies, 1):
         # Joined snippets: a later snippet may use an earlier one's function (checked on the whole below).
-        why = _dead_code(snippet, unused_too=cfg.standalone_snippets)
+        why = _dead_code(body, unused_too=cfg.standalone_snippets)
         if why:
             return f"snippet {k} {why}"
-    if not cfg.standalone_snippets and d.parsed:
-        # A later snippet may redefine an earlier one's function on purpose ("a better version").
-        tree = ast.parse("\n\n".join(dict.fromkeys(d.parsed)))
-        kept: dict[str, ast.stmt] = {}
-        for stmt in tree.body:
-            kept[getattr(stmt, "name", None) or id(stmt)] = stmt
-        tree.body = list(kept.values())
-        why = _dead_code(ast.unparse(tree))
+    if not cfg.standalone_snippets and bodies:
+        # A later snippet may redefine an earlier one's function on purpose ("a better version"): the last one counts.
+        latest = {getattr(stmt, "name", None) or id(stmt): stmt for body in bodies for stmt in body}
+        why = _dead_code(list(latest.values()))
         if why:
             return f"the snippets {why}"
     return None
@@ -362,22 +355,17 @@ def _comment_claims(code: str) -> list[str]:
 def _programs(d: Doc, cfg) -> list[Program]:
     """What the sandbox runs, with claims: the snippet's own output comments, and a fenced non-Python
     block that follows it under a short line like "Output:" (the listing of what it prints)."""
-    claims: dict[int, list[str]] = {}
-    last = None  # the snippet number of the last Python block so far
-    snippets = 0
+    if d.syntax_errors or not d.parsed:  # rejected before the sandbox, or nothing to run
+        return []
+    claims: list[list[str]] = []  # per snippet, in order (no syntax errors: d.parsed is every snippet)
     for i, b in enumerate(d.ex.blocks):
         if b.python:
-            last, snippets = snippets, snippets + 1
-            claims[last] = _comment_claims(b.code)
-            continue
-        intro = d.ex.prose[i].strip() if i < len(d.ex.prose) else ""
-        if last is not None and b.code.strip() and len(intro.split()) <= 12 and _OUTPUT_INTRO.search(intro):
-            claims[last].append(b.code.strip())
-    if d.syntax_errors:  # rejected before the sandbox; nothing to run
-        return []
+            claims.append(_comment_claims(b.code))
+        elif claims and b.code.strip() and len(d.ex.prose[i].split()) <= 12 and _OUTPUT_INTRO.search(d.ex.prose[i].strip()):
+            claims[-1].append(b.code.strip())  # prose[i] is the text just before block i
     if cfg.standalone_snippets:
-        return [Program(code, claims.get(k, [])) for k, code in enumerate(d.parsed)]
-    return [Program("\n\n".join(d.parsed), [c for k in sorted(claims) for c in claims[k]])] if d.parsed else []
+        return [Program(code, c) for code, c in zip(d.parsed, claims)]
+    return [Program("\n\n".join(d.parsed), [c for cs in claims for c in cs])]
 
 
 def _claim_holds(claim: str, stdout: str) -> bool:
@@ -418,7 +406,7 @@ REGISTRY: tuple[Check, ...] = (
     Check("snippet_error", "a snippet that raises, is killed by a signal, or floods its output, run in the sandbox "
           "(`standalone_snippets`: each snippet alone, or all in order as one program)", ("standalone_snippets", "memory_mb"), None),
     Check("snippet_timeout", "a snippet over its wall-clock time limit (CPU time is capped at the same)", ("timeout",), None),
-    Check("wrong_output", 'a comment that says what the code prints ("# Output: 25", "print(f(5))  # -> 25") and '
+    Check("wrong_output", 'a comment that says what the code prints ("# Output: 25", "print(f(5))  # -> 25") '
           "or an output listing after a snippet (\"Output:\" + a fenced block) that is not in what it printed", ("check_output_claims",), None),
 )
 CHECKS: tuple[str, ...] = tuple(c.name for c in REGISTRY)
