@@ -65,7 +65,7 @@ def exact_hashes(norms: list[str]) -> np.ndarray:
     return np.array([xxhash.xxh3_64_intdigest(n.encode()) for n in norms], dtype=np.uint64)
 
 
-def _poly(values: np.ndarray, k: int) -> np.ndarray:
+def window_hashes(values: np.ndarray, k: int) -> np.ndarray:
     """Hash each window of k consecutive uint64 values: sum v[i+j] * M^(k-1-j) mod 2^64."""
     h = values[: len(values) - k + 1].copy()
     with np.errstate(over="ignore"):
@@ -91,7 +91,7 @@ def _shingles(norm: str, cfg: DedupConfig) -> np.ndarray:
         values = np.frombuffer(norm.encode(), dtype=np.uint8).astype(np.uint64)
     if len(values) == 0:
         return np.empty(0, dtype=np.uint32)
-    h = _poly(values, min(cfg.shingle_size, len(values)))
+    h = window_hashes(values, min(cfg.shingle_size, len(values)))
     return ((h >> np.uint64(32)) ^ h).astype(np.uint32)
 
 

@@ -48,7 +48,7 @@ def mix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
-def _mix64_np(x: np.ndarray) -> np.ndarray:
+def mix64_array(x: np.ndarray) -> np.ndarray:
     x = x + np.uint64(0x9E3779B97F4A7C15)
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -61,7 +61,7 @@ def _permutation(n: int, *key: int) -> np.ndarray:
     for part in key:
         k = mix64(k ^ (part & _M64))
     with np.errstate(over="ignore"):
-        scores = _mix64_np(np.arange(n, dtype=np.uint64) ^ np.uint64(k))
+        scores = mix64_array(np.arange(n, dtype=np.uint64) ^ np.uint64(k))
     return np.argsort(scores, kind="stable")
 
 

@@ -29,10 +29,11 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from corpus.card import dataset_card, report_md
+from corpus.card import dataset_card, report_md, report_plots
 from corpus.checks import ACCEPTED
 from corpus.config import ConfigError
 from corpus.decontam import Decontam
+from corpus.diversity import Diversity, branch
 from corpus.dedup import Dedup
 from corpus.engines import Engine, make_engine
 from corpus.gate import Gate
@@ -161,7 +162,11 @@ class Tally:
     failed_requests: int = 0
     completion_tokens: int = 0
     rejected_samples: dict = field(default_factory=dict)  # reason -> first lines of a few texts
-    kept_labels: dict = field(default_factory=dict)  # column (topic, audience, axes) -> Counter of values
+    kept_labels: dict = field(default_factory=dict)  # column (topic, branch, audience, axes) -> Counter of values
+    clean_labels: dict = field(default_factory=dict)  # the same over every clean record (budget aside)
+    prompt_labels: dict = field(default_factory=dict)  # the same over every prompt
+    kept_text: Diversity = field(default_factory=Diversity)  # the corpus's text metrics
+    rejected_text: Diversity = field(default_factory=Diversity)  # those of the texts the gate rejected
     seconds: Counter = field(default_factory=Counter)
 
     @property
@@ -214,26 +219,34 @@ class Tally:
         for g, t, err in zip(d["gate"], d["text"], d["error"]):
             if g != ACCEPTED and len(self.rejected_samples.setdefault(g, [])) < 3:
                 self.rejected_samples[g].append(_first_line(t) if t is not None else f"(request failed: {(err or '')[:160]})")
+            if g != ACCEPTED and t is not None:
+                self.rejected_text.add(t)
         self.failed_requests += d["finish_reason"].count("error")
         self.completion_tokens += sum(k or 0 for k in d["completion_tokens"])
-        keep, reached = [], None
+        keep, clean, reached = [], [], None
         for i, (g, dup, hit, k) in enumerate(zip(d["gate"], d["dup_of"], d["contaminated_by"], d["n_tokens"])):
             if g != ACCEPTED:
                 continue
             self.accepted_tokens += k or 0
             if dup is not None or hit is not None:
                 continue
+            clean.append(i)
             self.clean_docs += 1
             self.clean_tokens += k or 0
             if reached is None:
                 keep.append(i)
+                self.kept_text.add(d["text"][i])
                 self.kept_docs += 1
                 self.kept_tokens += k or 0
                 if self.kept_tokens >= target:
                     reached = d["id"][i]
         kept = table.take(pa.array(keep, pa.int64()))
-        for col in labels:
-            self.kept_labels.setdefault(col, Counter()).update(kept.column(col).to_pylist())
+        for counts, rows in ((self.prompt_labels, table), (self.clean_labels, table.take(pa.array(clean, pa.int64()))), (self.kept_labels, kept)):
+            for col in labels:
+                values = rows.column(col).to_pylist()
+                counts.setdefault(col, Counter()).update(values)
+                if col == "topic":
+                    counts.setdefault("branch", Counter()).update(map(branch, values))
         return kept, reached
 
 
@@ -365,6 +378,7 @@ def build(
     stats = _stats(recipe, plan, run.path, tokens, tally, last_id)
     write_json(run.path / "stats.json", stats)
     writer.commit(dataset_card(recipe, stats))
+    report_plots(stats, run.path)
     write_text(run.path / "report.md", report_md(stats))
     return stats
 
@@ -426,5 +440,16 @@ def _stats(recipe: Recipe, plan: Plan, run: Path, tokens: int, tally: Tally, las
             "max_docs_per_leaf": max(topics.values()) if topics else 0,
             "audiences": dict(labels.get("audience", Counter()).most_common()),
             "axes": {a: dict(labels.get(a, Counter()).most_common()) for a in recipe.axes},
+            "per_value": {col: _per_value(tally, col) for col in ("branch", "audience", *recipe.axes)},
+        },
+        "text_diversity": {
+            "corpus": tally.kept_text.result((exact + near) / gate[ACCEPTED] if gate.get(ACCEPTED) else None),
+            "rejected": tally.rejected_text.result(),
         },
     }
+
+
+def _per_value(tally: Tally, col: str) -> dict:
+    """{value: prompts, clean (passed every stage), kept (in the corpus), acceptance (clean / prompts)}."""
+    prompts, clean, kept = (c.get(col, Counter()) for c in (tally.prompt_labels, tally.clean_labels, tally.kept_labels))
+    return {v: {"prompts": n, "clean": clean[v], "kept": kept[v], "acceptance": clean[v] / n} for v, n in sorted(prompts.items(), key=lambda kv: str(kv[0]))}

@@ -20,6 +20,7 @@ COMMAND_MODULES: list[str] = [
     "corpus.cli.smoke",
     "corpus.cli.teacher",
     "corpus.cli.stages",
+    "corpus.cli.diversity",
     "corpus.cli.generate",
     "corpus.cli.build",
     "corpus.cli.eval",

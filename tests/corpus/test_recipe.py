@@ -147,9 +147,10 @@ def test_set_applies_after_the_base(tmp_path, base):
 # The resolved smoke recipe: sha256 of its to_dict() as sorted JSON, and its hash (which also covers
 # the taxonomy files). Pinned when it became a diff on textbooks (f801948706ba, the same as its old
 # full copy); re-pinned when sampling.repetition_penalty, gate.reject_dead_code/check_output_claims
-# and the meta-talk refusal patterns were added (each a new key or default, so every hash moved).
-SMOKE_DICT_SHA256 = "c1b4cd2d59e2938214601cdef6d4592d53eb6430ecb938b164b02d77d96061a6"
-SMOKE_HASH = "b5768fa6558e"
+# and the meta-talk refusal patterns were added (each a new key or default, so every hash moved);
+# and again when textbooks.yaml got its opening axis (a new axis and template line).
+SMOKE_DICT_SHA256 = "a539d80e1756dc7d04ef0191ab5a9b2e9eb2a5db3ea18d569a97cc3ea537e4d5"
+SMOKE_HASH = "0f977e363851"
 
 
 def test_smoke_recipe_resolves_as_before():
