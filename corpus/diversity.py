@@ -159,7 +159,7 @@ class Diversity:
             self.names.update(names)
             for frm, imp in _IMPORT.findall(code):
                 mods = [frm] if frm else [m.strip().split()[0] for m in imp.split(",") if m.strip()]
-                self.imports.update({m.split(".")[0] if not m.startswith(".") else m for m in mods})
+                self.imports.update(list(dict.fromkeys(m if m.startswith(".") else m.split(".")[0] for m in mods)))
 
     def _reservoir(self, word_set: np.ndarray) -> None:
         if len(self.sample) < self.sample_size:
