@@ -147,7 +147,7 @@ class Diversity:
             data = b"\n" + data
         self.raw_bytes += len(data)
         self.compressed_bytes += len(self._deflate.compress(data))
-        self._reservoir(np.unique(values))
+        self._reservoir(values)
         self.documents += 1
         snippets = parse(text).snippets
         self.snippets += len(snippets)
@@ -161,13 +161,13 @@ class Diversity:
                 mods = [frm] if frm else [m.strip().split()[0] for m in imp.split(",") if m.strip()]
                 self.imports.update(list(dict.fromkeys(m if m.startswith(".") else m.split(".")[0] for m in mods)))
 
-    def _reservoir(self, word_set: np.ndarray) -> None:
+    def _reservoir(self, values: np.ndarray) -> None:
         if len(self.sample) < self.sample_size:
-            self.sample.append(word_set)
+            self.sample.append(np.unique(values))
         else:
             j = self.rng.randrange(self.documents + 1)
             if j < self.sample_size:
-                self.sample[j] = word_set
+                self.sample[j] = np.unique(values)
 
     def pairwise_jaccard(self) -> float | None:
         k = len(self.sample)
