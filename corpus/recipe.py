@@ -163,7 +163,7 @@ def _read(path: Path, chain: tuple[Path, ...]) -> tuple[dict, Located]:
 def load_recipe(ref: str, overrides: dict | None = None) -> Recipe:
     """Load a built-in recipe by name or a recipe file by path, resolve its ``base`` (if any),
     apply ``overrides`` (dotted keys, e.g. ``{"seed": 3, "engine.model": "x"}``, after the
-    base is merged) and validate everything."""
+    base is merged; a None value removes the key, like null in a recipe file) and validate everything."""
     path = _builtin(ref) or Path(ref)
     if not path.is_file():
         raise ConfigError(f"{ref}: no such recipe file and no built-in recipe of that name (built-ins: {', '.join(builtin_recipes())})")
@@ -179,7 +179,10 @@ def load_recipe(ref: str, overrides: dict | None = None) -> Recipe:
             elif not isinstance(node[p], dict):
                 raise ConfigError(f"--set: {key}: {'.'.join(parents[: n + 1])} is not a mapping (it holds {node[p]!r:.60})")
             node = node[p]
-        node[last] = value
+        if value is None:  # as in a recipe file: null removes the key (its default applies, an axis goes)
+            node.pop(last, None)
+        else:
+            node[last] = value
         overridden.append(tuple(key.split(".")))
     recipe = build(Recipe, data, LocatedStack(data, layers, overridden))
     # Resolve the taxonomies now: a bad topic file should fail at load, not mid-run.

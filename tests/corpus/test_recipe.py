@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 import corpus.settings
+from corpus.settings import GateConfig
 from corpus.config import ConfigError, deep_merge, field_docs
 from corpus.recipe import Recipe, builtin_recipes, format_keys, load_recipe, recipe_keys
 from corpus.run import RunDir, recipe_diff
@@ -142,6 +143,13 @@ def test_set_applies_after_the_base(tmp_path, base):
     assert "--set: sampling.temperature: expected a number, got str 'hot'" in _error(load_recipe, child, {"sampling.temperature": "hot"})
     assert "--set: seed.x: seed is not a mapping" in _error(load_recipe, child, {"seed.x": 1})
     assert "--set: sampling.temp: unknown key" in _error(load_recipe, child, {"sampling.temp": 1})
+
+
+def test_set_none_removes_the_key_like_null_in_a_file(tmp_path, base):
+    child = _write(tmp_path / "child.yaml", "base: base.yaml\ngate: {max_words: 500}\n")
+    r = load_recipe(child, {"axes.position": None, "gate.max_words": None, "templates.system": None, "axes.absent": None})
+    assert (list(r.axes), r.gate.max_words, r.templates.system) == (["level"], GateConfig().max_words, None)
+    assert r.hash == load_recipe(_write(tmp_path / "same.yaml", "base: base.yaml\naxes: {position: null}\ntemplates: {system: null}\ngate: {max_words: null}\n")).hash
 
 
 # The resolved smoke recipe: sha256 of its to_dict() as sorted JSON, and its hash (which also covers
