@@ -219,8 +219,6 @@ class Tally:
         for g, t, err in zip(d["gate"], d["text"], d["error"]):
             if g != ACCEPTED and len(self.rejected_samples.setdefault(g, [])) < 3:
                 self.rejected_samples[g].append(_first_line(t) if t is not None else f"(request failed: {(err or '')[:160]})")
-            if g != ACCEPTED and t is not None:
-                self.rejected_text.add(t)
         self.failed_requests += d["finish_reason"].count("error")
         self.completion_tokens += sum(k or 0 for k in d["completion_tokens"])
         keep, clean, reached = [], [], None
@@ -235,11 +233,17 @@ class Tally:
             self.clean_tokens += k or 0
             if reached is None:
                 keep.append(i)
-                self.kept_text.add(d["text"][i])
                 self.kept_docs += 1
                 self.kept_tokens += k or 0
                 if self.kept_tokens >= target:
                     reached = d["id"][i]
+        t0 = time.perf_counter()
+        for i in keep:
+            self.kept_text.add(d["text"][i])
+        for g, t in zip(d["gate"], d["text"]):
+            if g != ACCEPTED and t is not None:
+                self.rejected_text.add(t)
+        self.seconds["diversity"] += time.perf_counter() - t0
         kept = table.take(pa.array(keep, pa.int64()))
         for counts, rows in ((self.prompt_labels, table), (self.clean_labels, table.take(pa.array(clean, pa.int64()))), (self.kept_labels, kept)):
             for col in labels:
