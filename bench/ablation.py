@@ -24,14 +24,13 @@ finished training.
     PYTHONPATH=$PWD .venv/bin/python bench/ablation.py                      # the embedded teacher, ~50-60 min
     PYTHONPATH=$PWD .venv/bin/python bench/ablation.py --model DIR --recipe R --arms recipe,naive
 
-Defaults, for the embedded teacher on 2 CPU cores (measured 2026-12-01, runs/demo: textbooks-tiny,
-256 prompts in 524 s = 0.49 prompts/s, 5.9% kept, 2,073 cl100k tokens, ~9 tokens per prompt):
-``--tokens 2000`` is what the recipe's 256 prompts give; ``--max-prompts 256`` (4 chunks of 64, ~9
-min) caps every arm, so the four builds take at most ~35 min. Training: the smoke preset (~3.6M
-parameters) at ~1,500 tokens/s, ``--train-tokens 131072`` (64 steps of 2,048) is ~1.5 min per arm;
-bits per byte over ~265 KB of stdlib source (stride half a context) ~1 min per arm. Total ~50 min.
-These corpora are tiny (the 135M teacher keeps 1 prompt in 17): the diversity metrics are the
-finding here; the bits per byte of models trained on ~2,000 tokens mostly measure the machinery,
+Defaults, for the embedded teacher on 2 CPU cores (textbooks-tiny with its opening axis keeps ~3-4% of
+prompts at ~140 cl100k tokens each, 0.4-0.5 prompts/s): ``--tokens 1200`` is what the recipe's plan
+reaches in about 256 prompts; ``--max-prompts 320`` (5 chunks of 64, ~11 min) caps every arm, so the
+four builds take at most ~45 min. Training: the smoke preset (~3.6M parameters), ``--train-tokens
+131072`` (64 steps of 2,048) ~1.5 min per arm; bits per byte over ~265 KB of stdlib source (stride
+half a context) ~1 min per arm. Total ≤60 min. These corpora are tiny: the diversity metrics are the
+finding here; the bits per byte of models trained on ~1,200 tokens mostly measure the machinery,
 until a GPU teacher gives each arm a real budget.
 """
 
@@ -300,8 +299,8 @@ def main(argv=None) -> int:
     p.add_argument("--model", help="teacher: a model directory or hub id (default: the embedded teacher in runs/teacher, written there when missing)")
     p.add_argument("--recipe", default="textbooks-tiny", help="the base recipe of every arm (default: textbooks-tiny)")
     p.add_argument("--out", default="runs/ablation", help="one run directory per arm under it, and the report (default: runs/ablation)")
-    p.add_argument("--tokens", type=parse_tokens, default=2000, help="token budget of every arm, counted by the recipe's tokenizer (default: 2000)")
-    p.add_argument("--max-prompts", type=int, default=256, help="prompts per arm at most (default: 256 = 4 chunks of textbooks-tiny)")
+    p.add_argument("--tokens", type=parse_tokens, default=1200, help="token budget of every arm, counted by the recipe's tokenizer (default: 1200)")
+    p.add_argument("--max-prompts", type=int, default=320, help="prompts per arm at most (default: 320 = 5 chunks of textbooks-tiny)")
     p.add_argument("--arms", default=",".join(ARMS), help=f"comma list of arms (default: {','.join(ARMS)})")
     p.add_argument("--train-tokens", type=parse_tokens, default=131072, help="training tokens per arm's model (default: 131072 = 64 steps of 2,048)")
     p.add_argument("--preset", default="smoke", help="model preset trained on every arm (default: smoke)")
