@@ -144,8 +144,22 @@ def build_arm(recipe: Recipe, out: Path, tokens: int, cap: int, engine: Engine) 
                "rejections": {k: v for k, v in gate.most_common() if k != ACCEPTED and v}}
     if stats is None and t.kept_tokens:
         # Finalize on the chunks there are, with the budget they hold: every clean document is kept.
-        stats = build(recipe, out, t.kept_tokens, generate=False)
+        stats = build(recipe, out, t.kept_tokens, generate=False, max_prompts=math.inf)
     return stats, summary
+
+
+def generated_metrics(run: Path, n: int) -> dict:
+    """``corpus.diversity`` metrics of every text generated for the first ``n`` prompts of a run."""
+    import pyarrow.parquet as pq
+
+    from corpus.diversity import measure
+
+    texts = []
+    for chunk in sorted((run / "generated").glob("chunk-*.parquet")):
+        texts += pq.read_table(chunk, columns=["text"]).column("text").to_pylist()
+        if len(texts) >= n:
+            break
+    return {"prompts": n, **measure(t for t in texts[:n] if t is not None)}
 
 
 # -- held-out text and bits per byte -----------------------------------------------------------
@@ -283,6 +297,11 @@ def table(results: dict[str, dict], tokens: int) -> str:
     extra = sorted({k for m in corpus.values() for k in m} - set(METRICS))
     for k in (*METRICS, *extra):
         rows.append((k, [corpus[a].get(k) for a in arms]))
+    gen = {a: results[a].get("generated") or {} for a in arms}
+    n = next(iter(gen.values())).get("prompts")
+    for k in ("documents", "distinct_1", "distinct_2", "distinct_3", "distinct_4", "opener_top_share", "openers_top10",
+              "compression_ratio", "pairwise_jaccard", "function_names_distinct", "identical_snippet_share"):
+        rows.append((f"all generated, first {n} prompts: {k}", [gen[a].get(k) for a in arms]))
     row("tokenizer vocab", lambda r: get(r, "train", "vocab_size"))
     row("epochs over the corpus", lambda r: get(r, "train", "epochs"))
     row("train loss (first → last)", lambda r: f"{r['train']['first_loss']:.3f} → {r['train']['final_loss']:.3f}"
@@ -351,6 +370,11 @@ def main(argv=None) -> int:
             print(f"ablation: {arm}: {summary['status']}, {results[arm]['build_seconds']:.0f} s", file=sys.stderr)
     finally:
         engine.close()
+    # The corpora hold a handful of documents each; what the teacher wrote for the first N prompts of
+    # every arm (N: the fewest any arm used), gate aside, measures the prompts' effect with more text.
+    first = min(r["summary"]["prompts"] for r in results.values())
+    for arm, r in results.items():
+        r["generated"] = generated_metrics(out / arm, first)
 
     import torch
 
