@@ -4,7 +4,9 @@ diverse? Four arms, one teacher, one gate, one token budget each:
     recipe      the recipe's plan, as shipped (leaf x audience x every axis)
     naive       one fixed prompt ("Write a Python textbook extract with code."); only the request seed varies
     topic       the leaf (and its branch) varies, nothing else: no axis, no audience in the prompt
-    no-opening  the recipe without its ``opening`` axis (how the extract begins); harmless if it has none
+    opening     the recipe with its ``opening`` axis (how the extract begins) flipped: removed when the
+                recipe has one, else textbooks.yaml's added (textbooks-tiny has none: measured here, it
+                cost the 135M teacher acceptance; its template still uses the axis when present)
 
 Each arm is a recipe override of ``--recipe`` (templates and axes only: sampling, engine, gate,
 dedup, decontamination and the counting tokenizer stay the base's), built with ``corpus build``'s
@@ -24,8 +26,8 @@ finished training.
     PYTHONPATH=$PWD .venv/bin/python bench/ablation.py                      # the embedded teacher, ~50-60 min
     PYTHONPATH=$PWD .venv/bin/python bench/ablation.py --model DIR --recipe R --arms recipe,naive
 
-Defaults, for the embedded teacher on 2 CPU cores (textbooks-tiny with its opening axis keeps ~3-4% of
-prompts at ~140 cl100k tokens each, 0.4-0.5 prompts/s): ``--tokens 1200`` is what the recipe's plan
+Defaults, for the embedded teacher on 2 CPU cores (textbooks-tiny keeps 4-6% of prompts at ~140
+cl100k tokens each, 0.4-0.5 prompts/s): ``--tokens 1200`` is what the recipe's plan
 reaches in about 256 prompts; ``--max-prompts 320`` (5 chunks of 64, ~11 min) caps every arm, so the
 four builds take at most ~45 min. Training: the smoke preset (~3.6M parameters), ``--train-tokens
 131072`` (64 steps of 2,048) ~1.5 min per arm; bits per byte over ~265 KB of stdlib source (stride
@@ -61,7 +63,7 @@ from corpus.engines import Engine, make_engine
 from corpus.io import write_json, write_text
 from corpus.recipe import Recipe, load_recipe
 
-ARMS = ("recipe", "naive", "topic", "no-opening")
+ARMS = ("recipe", "naive", "topic", "opening")
 NAIVE_PROMPT = "Write a Python textbook extract with code."
 TOPIC_PROMPT = "Write a Python textbook extract with code about {{ leaf }} ({{ branch }})."
 HELDOUT_SEED = 0  # fixed: every run, whatever --seed, is measured on the same held-out text
@@ -91,7 +93,7 @@ def arm_overrides(base: Recipe, model: str, seed: int) -> dict[str, dict]:
         "recipe": common,
         "naive": {**common, **plain, "templates.extract": NAIVE_PROMPT},
         "topic": {**common, **plain, "templates.extract": TOPIC_PROMPT},
-        "no-opening": {**common, "axes.opening": None},
+        "opening": {**common, "axes.opening": None if "opening" in base.axes else load_recipe("textbooks").axes["opening"]},
     }
 
 
@@ -349,8 +351,6 @@ def main(argv=None) -> int:
     base = load_recipe(a.recipe)
     overrides = arm_overrides(base, model, a.seed)
     recipes = {arm: load_recipe(a.recipe, overrides[arm]) for arm in arms}
-    if "no-opening" in arms and "opening" not in base.axes:
-        print(f"ablation: recipe {base.name!r} has no 'opening' axis: the no-opening arm is the recipe arm", file=sys.stderr)
     engines = {json.dumps(r.engine.__dict__, sort_keys=True, default=str) for r in recipes.values()}
     assert len(engines) == 1, "every arm must share the engine settings"
 
