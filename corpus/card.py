@@ -4,18 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from corpus.diversity import TABLE, format_metric
 from corpus.io import atomic_path
 
 PLOTS = {"axes": "report-axes.png", "openers": "report-openers.png", "distinct": "report-distinct.png"}
-# The text metrics the report's table shows, in order, with how each number is printed.
-_METRICS = [
-    ("documents", "{:,}"), ("words", "{:,}"),
-    ("distinct_1", "{:.3f}"), ("distinct_2", "{:.3f}"), ("distinct_3", "{:.3f}"), ("distinct_4", "{:.3f}"),
-    ("opener_top_share", "{:.1%}"), ("compression_ratio", "{:.2f}"), ("near_duplicate_rate", "{:.1%}"),
-    ("pairwise_jaccard", "{:.3f}"), ("snippets", "{:,}"), ("function_names_distinct", "{:,}"),
-    ("identical_snippet_share", "{:.1%}"), ("imports_distinct", "{:,}"),
-]
-
 
 def _size_category(n: int) -> str:
     for limit, name in [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")]:
@@ -140,25 +132,21 @@ Apache-2.0.
 """
 
 
-def _fmt(value, spec: str) -> str:
-    return "–" if value is None else spec.format(value)
-
-
 def _text_summary(m: dict) -> str:
     """One sentence of the corpus's text metrics (``corpus.diversity``) for the card."""
     if not m["documents"]:
         return ""
     top = m["openers_top10"][0]
-    return (f"Text: distinct word 1/2/3/4-grams {_fmt(m['distinct_1'], '{:.2f}')}/{_fmt(m['distinct_2'], '{:.2f}')}/"
-            f"{_fmt(m['distinct_3'], '{:.2f}')}/{_fmt(m['distinct_4'], '{:.2f}')}; the most common opening "
-            f"(\"{top[0]}\") starts {_fmt(m['opener_top_share'], '{:.1%}')} of documents; gzip compresses the text "
-            f"{_fmt(m['compression_ratio'], '{:.2f}')}×; {_fmt(m['near_duplicate_rate'], '{:.1%}')} of gate-accepted "
-            f"texts were duplicates; {m['function_names_distinct']:,} distinct function names in {m['snippets']:,} snippets. "
+    f = {k: format_metric(k, m[k], 2) for k, _ in TABLE}
+    return (f"Text: distinct word 1/2/3/4-grams {f['distinct_1']}/{f['distinct_2']}/{f['distinct_3']}/{f['distinct_4']}; "
+            f"the most common opening (\"{top[0]}\") starts {format_metric('opener_top_share', m['opener_top_share'], 3)} of "
+            f"documents; gzip compresses the text {f['compression_ratio']}×; {format_metric('near_duplicate_rate', m['near_duplicate_rate'], 3)} "
+            f"of gate-accepted texts were duplicates; {f['function_names_distinct']} distinct function names in {f['snippets']} snippets. "
             "Definitions: `corpus diversity --help`.")
 
 
 def _text_table(t: dict) -> str:
-    rows = [(f"`{k}`", _fmt(t["corpus"][k], spec), _fmt(t["rejected"][k], spec)) for k, spec in _METRICS]
+    rows = [(f"`{k}`", format_metric(k, t["corpus"][k]), format_metric(k, t["rejected"][k])) for k, _ in TABLE]
     return _table(rows, ("metric", "corpus", "rejected by the gate"))
 
 

@@ -60,6 +60,24 @@ DISTINCT_CAP = 1 << 24  # distinct hashes kept per n before sampling starts (128
 SAMPLE = 1000  # documents in the pairwise sample
 BATCH = 4096  # rows read at a time
 
+# The metrics a table shows, in order, each with how it prints (--json and stats.json have every key).
+TABLE = [
+    ("documents", "count"), ("words", "count"),
+    ("distinct_1", "ratio"), ("distinct_2", "ratio"), ("distinct_3", "ratio"), ("distinct_4", "ratio"),
+    ("opener_top_share", "share"), ("compression_ratio", "ratio"), ("near_duplicate_rate", "share"),
+    ("pairwise_jaccard", "ratio"), ("snippets", "count"), ("function_definitions", "count"),
+    ("function_names_distinct", "count"), ("identical_snippet_share", "share"), ("imports_distinct", "count"),
+]
+
+
+def format_metric(key: str, value, digits: int = 3) -> str:
+    """A metric as a table prints it: counts with separators, shares in %, ratios to ``digits`` places."""
+    if value is None:
+        return "–"
+    kind = dict(TABLE).get(key, "ratio")
+    return f"{value:,}" if kind == "count" else f"{value:.{max(1, digits - 2)}%}" if kind == "share" else f"{value:.{digits}f}"
+
+
 _WORD = re.compile(r"\w+")
 _COMMENT = re.compile(r"#[^\n]*")
 _SPACE = re.compile(r"\s+")

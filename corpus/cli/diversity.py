@@ -8,27 +8,16 @@ import json
 
 from corpus.config import ConfigError
 
-# The metrics the table shows, with how each number is printed (the JSON has every key).
-ROWS = [
-    ("documents", "{:,}"), ("words", "{:,}"),
-    ("distinct_1", "{:.4f}"), ("distinct_2", "{:.4f}"), ("distinct_3", "{:.4f}"), ("distinct_4", "{:.4f}"),
-    ("opener_top_share", "{:.4f}"), ("compression_ratio", "{:.3f}"), ("near_duplicate_rate", "{:.4f}"),
-    ("pairwise_jaccard", "{:.4f}"), ("snippets", "{:,}"), ("function_definitions", "{:,}"),
-    ("function_names_distinct", "{:,}"), ("identical_snippet_share", "{:.4f}"), ("imports_distinct", "{:,}"),
-]
-
-
-def _cell(value, spec: str) -> str:
-    return "-" if value is None else spec.format(value)
-
 
 def _table(columns: dict[str, dict]) -> str:
+    from corpus.diversity import TABLE, format_metric
+
     names = list(columns)
-    width = max(len(k) for k, _ in ROWS)
-    cells = [[_cell(columns[n][k], spec) for n in names] for k, spec in ROWS]
+    width = max(len(k) for k, _ in TABLE)
+    cells = [[format_metric(k, columns[n][k], 4) for n in names] for k, _ in TABLE]
     widths = [max(len(n), *(len(r[i]) for r in cells)) for i, n in enumerate(names)]
     lines = [" " * width + "  " + "  ".join(n.rjust(w) for n, w in zip(names, widths))]
-    lines += [k.ljust(width) + "  " + "  ".join(c.rjust(w) for c, w in zip(row, widths)) for (k, _), row in zip(ROWS, cells)]
+    lines += [k.ljust(width) + "  " + "  ".join(c.rjust(w) for c, w in zip(row, widths)) for (k, _), row in zip(TABLE, cells)]
     return "\n".join(lines)
 
 
@@ -38,12 +27,13 @@ BY_COLUMNS = ["documents", "distinct_1", "distinct_2", "distinct_3", "distinct_4
 
 def _by_table(values: dict[str, dict]) -> str:
     """One row per value (a few metrics; --json has them all)."""
-    spec = dict(ROWS)
+    from corpus.diversity import format_metric
+
     width = max([5, *(len(v) for v in values)])
     widths = [max(len(c), 8) for c in BY_COLUMNS]
     lines = ["value".ljust(width) + "  " + "  ".join(c.rjust(w) for c, w in zip(BY_COLUMNS, widths))]
     for v, m in values.items():
-        lines.append(v.ljust(width) + "  " + "  ".join(_cell(m[c], spec[c]).rjust(w) for c, w in zip(BY_COLUMNS, widths)))
+        lines.append(v.ljust(width) + "  " + "  ".join(format_metric(c, m[c], 4).rjust(w) for c, w in zip(BY_COLUMNS, widths)))
     return "\n".join(lines)
 
 
