@@ -23,7 +23,7 @@ build's ``text_diversity`` metrics, training loss, bits per byte); writes it to 
 everything to OUT/ablation.json. Rerunning with the same OUT reuses the generated chunks and every
 finished training.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/ablation.py                      # the embedded teacher, ~50-60 min
+    PYTHONPATH=$PWD .venv/bin/python bench/ablation.py                      # the embedded teacher, ~45 min (measured 2026-12-02)
     PYTHONPATH=$PWD .venv/bin/python bench/ablation.py --model DIR --recipe R --arms recipe,naive
 
 Defaults, for the embedded teacher on 2 CPU cores (textbooks-tiny keeps 4-6% of prompts at ~140
