@@ -56,7 +56,8 @@ def main() -> None:
     ap.add_argument("--words", type=int, default=300)
     args = ap.parse_args()
 
-    from corpus.diversity import Diversity, iter_rows, measure_input, words
+    from corpus.diversity import Diversity, measure_input, words
+    from corpus.records import iter_rows
     from corpus.recipe import load_recipe
 
     t0 = time.perf_counter()

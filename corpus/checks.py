@@ -183,9 +183,9 @@ def _repetition(text: str, ex: Extract, cfg) -> str | None:
     return None
 
 
-def _imports(code: str) -> set[str]:
+def _imports(tree: ast.Module) -> set[str]:
     names = set()
-    for node in ast.walk(ast.parse(code)):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(a.name.split(".")[0] for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -211,20 +211,29 @@ class Doc:
         return self.ex.snippets
 
     @cached_property
-    def syntax_errors(self) -> list[tuple[int, SyntaxError]]:
-        """(1-based snippet number, error) of the snippets that do not parse."""
+    def trees(self) -> list[ast.Module | SyntaxError]:
+        """Each snippet parsed once (``ast``), or the error that stopped it."""
         out = []
-        for k, s in enumerate(self.snippets, 1):
+        for s in self.snippets:
             try:
-                ast.parse(s)
+                out.append(ast.parse(s))
             except SyntaxError as e:
-                out.append((k, e))
+                out.append(e)
         return out
 
     @cached_property
+    def syntax_errors(self) -> list[tuple[int, SyntaxError]]:
+        """(1-based snippet number, error) of the snippets that do not parse."""
+        return [(k, t) for k, t in enumerate(self.trees, 1) if isinstance(t, SyntaxError)]
+
+    @cached_property
     def parsed(self) -> list[str]:
-        bad = {k for k, _ in self.syntax_errors}
-        return [s for k, s in enumerate(self.snippets, 1) if k not in bad]
+        return [s for s, t in zip(self.snippets, self.trees) if not isinstance(t, SyntaxError)]
+
+    @cached_property
+    def parsed_trees(self) -> list[ast.Module]:
+        """The trees of ``parsed``, in the same order."""
+        return [t for t in self.trees if not isinstance(t, SyntaxError)]
 
 
 def _truncated(d: Doc, cfg) -> str | None:
@@ -284,8 +293,8 @@ def _syntax(d: Doc, cfg) -> str | None:
 
 def _disallowed_import(d: Doc, cfg) -> str | None:
     allowed = set(sys.stdlib_module_names) | set(cfg.allowed_modules)
-    for k, s in enumerate(d.parsed, 1):
-        bad = sorted(_imports(s) - allowed)
+    for k, tree in enumerate(d.parsed_trees, 1):
+        bad = sorted(_imports(tree) - allowed)
         if bad:
             return f"snippet {k} imports {', '.join(bad)}"
     return None
@@ -317,7 +326,7 @@ def _dead_code(body: list[ast.stmt], unused_too: bool = True) -> str | None:
 def _dead_code_check(d: Doc, cfg) -> str | None:
     if not cfg.reject_dead_code:
         return None
-    bodies = [ast.parse(snippet).body for snippet in d.parsed]
+    bodies = [tree.body for tree in d.parsed_trees]
     for k, body in enumerate(bodies, 1):
         # Joined snippets: a later snippet may use an earlier one's function (checked on the whole below).
         why = _dead_code(body, unused_too=cfg.standalone_snippets)

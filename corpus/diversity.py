@@ -35,30 +35,29 @@ name counts and the sample stay in memory.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import tempfile
 import unicodedata
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import xxhash
 
 from corpus.checks import ACCEPTED, parse
 from corpus.config import ConfigError
 from corpus.dedup import Deduplicator, window_hashes
 from corpus.plan import mix64_array
+from corpus.records import iter_rows
 from corpus.settings import DedupConfig
 
 NGRAMS = (1, 2, 3, 4)
 DISTINCT_CAP = 1 << 24  # distinct hashes kept per n before sampling starts (128 MB each)
 SAMPLE = 1000  # documents in the pairwise sample
-BATCH = 4096  # rows read at a time
+BATCH = 4096  # documents signed at a time for the near-duplicate rate of an input file
 
 # The metrics a table shows, in order, each with how it prints (--json and stats.json have every key).
 TABLE = [
@@ -246,31 +245,6 @@ def _value(row: dict, by: str):
     return branch(row.get("topic")) if by == "branch" else row.get(by)
 
 
-def iter_rows(path: Path, columns: list[str]) -> Iterator[dict]:
-    """Rows of a Parquet or JSONL file (only ``columns``), a batch at a time."""
-    if path.suffix == ".parquet":
-        f = pq.ParquetFile(path)
-        missing = [c for c in columns if c not in f.schema_arrow.names]
-        if missing:
-            raise ConfigError(f"{path}: no column {', '.join(missing)} (it has {', '.join(f.schema_arrow.names)})")
-        for batch in f.iter_batches(batch_size=BATCH, columns=columns):
-            yield from batch.to_pylist()
-    elif path.suffix in (".jsonl", ".json"):
-        with path.open() as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ConfigError(f"{path}:{n}: not a JSON object: {e}") from None
-                if not isinstance(row, dict) or any(c not in row for c in columns):
-                    raise ConfigError(f"{path}:{n}: expected an object with keys {', '.join(columns)}")
-                yield row
-    else:
-        raise ConfigError(f"{path}: expected a .parquet or .jsonl file")
-
-
 class Grouped:
     """One ``Diversity`` for all documents and, with ``by``, one per value of that column."""
 
@@ -300,9 +274,6 @@ def _columns(by: str | None) -> list[str]:
 
 def measure_input(path: str | Path, dedup: DedupConfig, *, by: str | None = None, seed: int = 0, sample: int = SAMPLE) -> dict:
     """The metrics of a Parquet/JSONL file's ``text`` column; the near-duplicate rate with ``dedup``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
     g = Grouped(by, seed, sample)
     dups = 0
     with tempfile.TemporaryDirectory(prefix="diversity-dedup-") as state:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -54,30 +54,55 @@ def record_schema(axes: Iterable[str] = ()) -> pa.Schema:
     return pa.schema(_HEAD + axis_fields + _TAIL)
 
 
+def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file."""
+    with path.open() as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path}:{n}: not valid JSON: {e.msg}") from None
+            if not isinstance(row, dict):
+                raise ConfigError(f"{path}:{n}: expected a JSON object per line")
+            yield n, row
+
+
+def _check_input(path: Path) -> None:
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    if path.suffix not in (".parquet", ".jsonl", ".json"):
+        raise ConfigError(f"{path}: expected a .parquet or .jsonl file")
+
+
 def read_rows(path: str | os.PathLike, required: tuple[str, ...] = ("id", "text")) -> pa.Table:
     """A Parquet or JSONL file of records made anywhere, for ``--input`` options."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    if path.suffix == ".parquet":
-        table = pq.read_table(path)
-    elif path.suffix in (".jsonl", ".json"):
-        rows = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ConfigError(f"{path}:{n}: not valid JSON: {e.msg}") from None
-                if not isinstance(rows[-1], dict):
-                    raise ConfigError(f"{path}:{n}: expected a JSON object per line")
-        table = pa.Table.from_pylist(rows)
-    else:
-        raise ConfigError(f"{path}: expected a .parquet or .jsonl file")
+    _check_input(path)
+    table = pq.read_table(path) if path.suffix == ".parquet" else pa.Table.from_pylist([row for _, row in _jsonl(path)])
     missing = [c for c in required if c not in table.column_names]
     if missing:
         raise ConfigError(f"{path}: missing column(s) {', '.join(missing)} (columns: {', '.join(table.column_names)})")
     return table
+
+
+def iter_rows(path: str | os.PathLike, columns: list[str], batch_size: int = 4096) -> Iterator[dict]:
+    """The rows of a Parquet or JSONL file (only ``columns``), streamed a batch at a time."""
+    path = Path(path)
+    _check_input(path)
+    if path.suffix == ".parquet":
+        f = pq.ParquetFile(path)
+        missing = [c for c in columns if c not in f.schema_arrow.names]
+        if missing:
+            raise ConfigError(f"{path}: no column {', '.join(missing)} (it has {', '.join(f.schema_arrow.names)})")
+        for batch in f.iter_batches(batch_size=batch_size, columns=columns):
+            yield from batch.to_pylist()
+    else:
+        for n, row in _jsonl(path):
+            if any(c not in row for c in columns):
+                raise ConfigError(f"{path}:{n}: expected an object with keys {', '.join(columns)}")
+            yield row
 
 
 def write_rows(table: pa.Table, path: str | os.PathLike) -> None:
