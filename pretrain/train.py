@@ -269,7 +269,9 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
         random.seed(a.seed + rank)
         np.random.seed(a.seed + rank)
 
-    model = torch.compile(raw) if (cuda and a.compile) else raw
+    # Evaluation runs `local`, never the DDP wrapper: DDP's forward broadcasts buffers (a collective),
+    # so a rank with fewer validation windows than another would hang the others.
+    model = local = torch.compile(raw) if (cuda and a.compile) else raw
     if ddp:
         model = DDP(model, device_ids=[device.index] if cuda else None)
 
@@ -316,7 +318,7 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
             for i in range(0, len(mine), a.micro_batch):
                 x, y = batch(val_tok, mine[i : i + a.micro_batch])
                 with autocast:
-                    logits = model(input_ids=x, use_cache=False).logits
+                    logits = local(input_ids=x, use_cache=False).logits
                 tot[0] += F.cross_entropy(logits.float().reshape(-1, V), y.reshape(-1), reduction="sum").double()
                 tot[1] += y.numel()
         model.train()
