@@ -7,6 +7,10 @@ A chunk whose file exists is skipped, so rerunning the same command after a cras
 at most the chunks that were in flight. Slurm array task k of K takes the chunks c with
 c mod K == k.
 
+SIGUSR1 (Slurm's warning before a time limit) lets the chunk in flight finish, then stops:
+``generate_run`` returns with ``stopped`` set and ``corpus generate`` exits 75, the cue to
+requeue. SIGTERM stops at once and shuts the engine down.
+
 With an outline stage (``templates.outline``) a chunk is two engine calls: every outline
 first, then every extract rendered with its outline.
 """
@@ -14,6 +18,7 @@ first, then every extract rendered with its outline.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from typing import Iterable
 
@@ -29,6 +34,37 @@ from corpus.run import RunDir
 from corpus.tokens import Count
 
 GENERATE_SECONDS = b"corpus.generate_seconds"  # schema metadata: the engine time a chunk took
+EXIT_STOPPED = 75  # stopped by SIGUSR1 between chunks: rerun (requeue) to continue
+
+
+class _Signals:
+    """SIGUSR1: stop after the chunk in flight; SIGTERM: stop now (SystemExit 143, so that
+    generate_run shuts the engine down). Installed only in the main thread."""
+
+    def __init__(self):
+        self.stop = False
+        self.previous = {}
+
+    def __enter__(self):
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {
+                signal.SIGUSR1: signal.signal(signal.SIGUSR1, self._usr1),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, self._term),
+            }
+        return self
+
+    def _usr1(self, signum, frame):
+        self.stop = True
+
+    @staticmethod
+    def _term(signum, frame):
+        raise SystemExit(128 + signum)
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 def outline_seed(seed: int) -> int:
@@ -114,31 +150,45 @@ def generate_run(
     mine = [c for c in chunks if c % tasks == task]
     done = run.done_chunks()
     todo = [c for c in mine if c not in done]
-    stats = {"chunks": len(todo), "skipped": len(mine) - len(todo), "prompts": 0, "failed": 0, "completion_tokens": 0, "seconds": 0.0}
+    stats = {"chunks": len(todo), "skipped": len(mine) - len(todo), "prompts": 0, "failed": 0, "completion_tokens": 0,
+             "seconds": 0.0, "stopped": False}
+    own = engine is None and bool(todo)
     if todo:
         # Before freezing: a bad --model must not leave a recipe behind that refuses the corrected command.
         engine = engine or make_engine(recipe.engine)
-    run.freeze(recipe)
-    if not todo:
-        log(f"nothing to do: all {len(mine)} chunks of this task are in {run.generated}")
-        return stats
-    plan, count = Plan(recipe), Count(recipe.tokenizer)
-    t0 = time.perf_counter()
-    with Progress("generate", total=len(todo), unit="chunks") as bar:
-        for c in todo:
-            run.remove_partial(c)
-            table = count(generate_chunk(plan, engine, c))
-            write_parquet(table, run.chunk_path(c))
-            stats["prompts"] += table.num_rows
-            stats["failed"] += sum(1 for r in table.column("finish_reason").to_pylist() if r == "error")
-            stats["completion_tokens"] += sum(t or 0 for t in table.column("completion_tokens").to_pylist())
-            dt = time.perf_counter() - t0
-            bar.update(1, f"chunk {c}: {stats['prompts'] / dt:.1f} prompts/s, {stats['completion_tokens'] / dt:,.0f} tokens/s")
+    try:
+        run.freeze(recipe)
+        if not todo:
+            log(f"nothing to do: all {len(mine)} chunks of this task are in {run.generated}")
+            return stats
+        plan, count = Plan(recipe), Count(recipe.tokenizer)
+        t0 = time.perf_counter()
+        with _Signals() as signals, Progress("generate", total=len(todo), unit="chunks") as bar:
+            for k, c in enumerate(todo):
+                run.remove_partial(c)
+                table = count(generate_chunk(plan, engine, c))
+                write_parquet(table, run.chunk_path(c))
+                stats["prompts"] += table.num_rows
+                stats["failed"] += sum(1 for r in table.column("finish_reason").to_pylist() if r == "error")
+                stats["completion_tokens"] += sum(t or 0 for t in table.column("completion_tokens").to_pylist())
+                dt = time.perf_counter() - t0
+                bar.update(1, f"chunk {c}: {stats['prompts'] / dt:.1f} prompts/s, {stats['completion_tokens'] / dt:,.0f} tokens/s")
+                if signals.stop and k + 1 < len(todo):
+                    stats["stopped"] = True
+                    stats["chunks"] = k + 1
+                    break
+    except BaseException:
+        # SIGTERM (SystemExit) or a crash: shut vLLM's engine processes down rather than orphan them.
+        # A normal return keeps the engine: the process (or the next caller) may reuse it.
+        if own:
+            engine.close()
+        raise
     stats["seconds"] = time.perf_counter() - t0
     s = stats
     log(
         f"generated {s['chunks']} chunks ({s['prompts']} prompts, {s['failed']} failed) in {s['seconds']:.1f} s: "
         f"{s['prompts'] / s['seconds']:.1f} prompts/s, {s['completion_tokens'] / s['seconds']:,.0f} tokens/s; "
         f"{s['skipped']} chunks were already done"
+        + (f"; stopped by SIGUSR1 with {len(todo) - s['chunks']} chunks left: rerun the same command to continue" if s["stopped"] else "")
     )
     return stats

@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "corpus.cli.build",
     "corpus.cli.eval",
     "corpus.cli.pretrain",
+    "corpus.cli.slurm",
 ]
 
 

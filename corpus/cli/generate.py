@@ -17,7 +17,7 @@ def _slurm_array() -> tuple[int, int] | None:
 
 
 def cmd_generate(args) -> int:
-    from corpus.generate import generate_run
+    from corpus.generate import EXIT_STOPPED, generate_run
 
     recipe = recipe_from_args(args)
     if args.chunks:
@@ -34,8 +34,8 @@ def cmd_generate(args) -> int:
         task, tasks = _slurm_array() or (0, 1)
     if not 0 <= task < tasks:
         raise ConfigError(f"array task {task} is outside 0..{tasks - 1}")
-    generate_run(recipe, args.out, chunks, task=task, tasks=tasks)
-    return 0
+    stats = generate_run(recipe, args.out, chunks, task=task, tasks=tasks)
+    return EXIT_STOPPED if stats["stopped"] else 0
 
 
 def register(sub) -> None:
@@ -47,7 +47,8 @@ def register(sub) -> None:
         "rerunning the same command after a crash or a preemption continues where it stopped. OUT/recipe.yaml "
         "freezes the resolved recipe (flags included); a rerun with different settings is refused. "
         "Slurm arrays: task k of K takes chunks c with c mod K == k (from --array-task/--array-size, "
-        "else SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT).",
+        "else SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT). Exit codes: 0 done, 2 bad input, 75 stopped by SIGUSR1 "
+        "after the chunk in flight (requeue or rerun to continue); SIGTERM stops at once (the chunk in flight is lost).",
     )
     engine_args(p)
     p.add_argument("--out", required=True, help="run directory, e.g. runs/NAME")
