@@ -29,6 +29,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -54,6 +55,7 @@ class Chain:
     array: int
     stages: list[str]
     python: str = sys.executable
+    bin: str = sysconfig.get_path("scripts")  # where pip put the `corpus` command
     partition: str | None = None
     account: str | None = None
     time: str | None = None
@@ -102,7 +104,9 @@ class Chain:
         return "\n".join(
             ["#!/bin/bash", *(f"#SBATCH {o}" for o in opts),
              f"# Resolved by `corpus slurm submit`; the part below the variables is slurm/{stage}.sbatch.",
-             f'corpus() {{ {shlex.quote(self.python)} -m corpus "$@"; }}',
+             # The corpus command of the environment that submitted (a plain executable, not a shell
+             # function: `corpus generate &` must make $! the process that gets the signal).
+             f'export PATH={shlex.quote(self.bin)}:"$PATH"',
              *(f"export {k}={shlex.quote(v)}" for k, v in env.items()), "", body]
         )
 

@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from corpus.cli.common import engine_args, parse_tokens, recipe_from_args
 from corpus.config import ConfigError
@@ -69,6 +70,8 @@ def cmd_submit(args) -> int:
         _check_args(["pretrain", "--data", "D", "--out", "O"], shlex.join(pretrain), "--pretrain-args")
     if "eval" in args.stages:
         _check_args(["eval", "humaneval", "--model", "M"], args.eval_args, "--eval-args")
+    if not (Path(ch.Chain.bin) / "corpus").is_file():
+        raise ConfigError(f"{ch.Chain.bin}/corpus: no such file; the jobs run the corpus command of this environment (pip install the project)")
     chain = ch.Chain(
         run=args.out, tokens=args.tokens, chunks=chunks, array=min(args.array, chunks), stages=args.stages,
         partition=args.partition, account=args.account, time=args.time, gpus_per_task=gpus, cpus=args.cpus,

@@ -125,6 +125,33 @@ def test_array_tasks_split_chunks(tmp_path, vllm_engine, vllm_engine_config, mon
     assert generate_run(load_recipe(str(path)), out, range(5), engine=None)["chunks"] == 0
 
 
+def test_sigusr1_stops_after_the_chunk_in_flight(tmp_path, vllm_engine, vllm_engine_config):
+    """Slurm's warning before a time limit: SIGUSR1 arriving while chunk 0 is generated lets chunk 0
+    finish and stops there (``stopped``, the CLI's exit 75); a rerun makes the rest, as an
+    uninterrupted run would."""
+
+    class SignalledOnce:  # the real engine; SIGUSR1 lands in the middle of the first chunk
+        name, model, sent = vllm_engine.name, vllm_engine.model, False
+
+        def generate(self, requests):
+            if not self.sent:
+                self.sent = True
+                os.kill(os.getpid(), signal.SIGUSR1)
+            return vllm_engine.generate(requests)
+
+    path = write_recipe(tmp_path, vllm_engine_config)
+    recipe = load_recipe(str(path))
+    out = tmp_path / "run"
+    stats = generate_run(recipe, out, range(4), engine=SignalledOnce())
+    assert stats["stopped"] and stats["chunks"] == 1 and RunDir(out).done_chunks() == {0}
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # the handler is removed again
+    assert not generate_run(recipe, out, range(4), engine=vllm_engine)["stopped"]
+    whole = tmp_path / "whole"
+    generate_run(recipe, whole, range(4), engine=vllm_engine)
+    texts = lambda run: {c: [r["text"] for r in rows] for c, rows in read_chunks(run).items()}  # noqa: E731
+    assert texts(out) == texts(whole)
+
+
 def test_kill_9_then_rerun_loses_and_duplicates_nothing(tmp_path, vllm_engine, vllm_engine_config):
     n_chunks = 40
     path = write_recipe(tmp_path, vllm_engine_config, **{"sampling.max_tokens": 64})

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from corpus.chain import job_tasks, summarize
+from corpus.chain import ACTIVE, job_tasks, summarize
 from corpus.cli import main
 from corpus.run import RunDir
 
@@ -63,6 +63,16 @@ def out(tmp_path, slurm_cluster) -> Path:
     chain = run / "slurm" / "chain.json"
     if chain.is_file():
         subprocess.run(["scancel", *json.loads(chain.read_text())["jobs"].values()], capture_output=True)
+
+
+def signal_batch_shell(job: str, sig: str) -> subprocess.CompletedProcess:
+    """What `--signal=B:SIG@N` does before a time limit: signal the job's batch shell only (not
+    its children, as `scancel --batch` would)."""
+    job_id = job_tasks(job)[0]["JobId"]  # listpids takes the task's own job id, not ARRAY_TASK
+    rows = [r.split() for r in subprocess.run(["scontrol", "listpids", job_id], capture_output=True, text=True, check=True).stdout.splitlines()[1:]]
+    shells = [r[0] for r in rows if r[2:4] == ["batch", "0"]]
+    assert len(shells) == 1 and b"slurm_script" in Path(f"/proc/{shells[0]}/cmdline").read_bytes(), rows
+    return subprocess.run(["kill", f"-{sig}", shells[0]], capture_output=True, text=True)
 
 
 def read_corpus(run: Path) -> pa.Table:
@@ -131,26 +141,36 @@ def test_whole_chain(out, recipe, reference):
     assert again.returncode == 0 and "submitted" not in again.stdout and "nothing to submit" in again.stdout, again.stdout
 
 
-def test_requeued_task_gives_the_same_corpus(out, recipe, reference):
-    """`scontrol requeue` of one generate task while it runs: it is killed, runs again, skips its
-    finished chunks, and the corpus equals the uninterrupted build's."""
+def test_requeued_and_signalled_tasks_give_the_same_corpus(out, recipe, reference):
+    """Mid-run, task 0 is requeued (`scontrol requeue`: killed, queued again) and task 1 gets the
+    time-limit warning (SIGUSR1 to its batch shell: it finishes its chunk, exits 75 and requeues
+    itself). Both run again, skip their finished chunks, and the corpus equals the uninterrupted build's."""
     p = submit(recipe, out, "--array", "2", "--chunks", "10", "--stages", "generate,finalize")
     assert p.returncode == 0, p.stderr
     jobs = json.loads((out / "slurm" / "chain.json").read_text())["jobs"]
-    task0 = f"{jobs['generate']}_0"
+    task = {k: f"{jobs['generate']}_{k}" for k in (0, 1)}
+    act = {0: lambda: subprocess.run(["scontrol", "requeue", task[0]], capture_output=True, text=True),
+           1: lambda: signal_batch_shell(task[1], "USR1")}
     deadline = time.monotonic() + 300
-    while not RunDir(out).done_chunks() & {0, 2, 4, 6, 8}:  # task 0 has written a chunk: it is mid-run
-        assert summarize(job_tasks(jobs["generate"]))[0] in {"PENDING", "RUNNING"}, job_tasks(jobs["generate"])
-        assert time.monotonic() < deadline, "task 0 wrote no chunk within 300 s"
-        time.sleep(0.1)
-    r = subprocess.run(["scontrol", "requeue", task0], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    while act:
+        for k in list(act):
+            done = {c for c in RunDir(out).done_chunks() if c % 2 == k}
+            if done:  # task k wrote a chunk: it is mid-run
+                assert len(done) < 5, f"task {k} finished before it could be interrupted"
+                r = act.pop(k)()
+                assert r.returncode == 0, r.stderr
+        assert summarize(job_tasks(jobs["generate"]))[0] in ACTIVE, job_tasks(jobs["generate"])
+        assert time.monotonic() < deadline, f"tasks {sorted(act)} wrote no chunk within 300 s"
+        time.sleep(0.05)
     p = corpus_cli("slurm", "submit", "--recipe", str(recipe), "--tokens", TOKENS, "--out", str(out), "--array", "2",
                    "--chunks", "10", "--stages", "generate,finalize", "--wait", timeout=900)
     assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
     assert "already queued or running" in p.stdout  # the second submit only waited
-    log = (out / "slurm" / "logs" / f"generate-{task0}.out").read_text()
-    assert "(restart 0)" in log and "(restart 1)" in log, log
+    logs = {k: (out / "slurm" / "logs" / f"generate-{task[k]}.out").read_text() for k in (0, 1)}
+    for k in (0, 1):
+        assert "(restart 0)" in logs[k] and "(restart 1)" in logs[k], logs[k]
+    assert "DUE TO JOB REQUEUE" in logs[0]
+    assert "stopped by SIGUSR1" in logs[1] and "requeueing this task" in logs[1], logs[1]
     assert RunDir(out).done_chunks() == set(range(10))
     assert not [f for f in (out / "generated").iterdir() if f.name.startswith(".")], "temporary files left behind"
     assert read_corpus(out).equals(reference)
@@ -166,7 +186,7 @@ def test_failed_task_cancels_the_rest(out, recipe):
     assert gen["state"] == "FAILED" and gen["tasks"] == {"FAILED": 2}
     assert sorted(f["task"] for f in gen["failed"]) == ["0", "1"]
     for f in gen["failed"]:
-        assert f["exit_code"].startswith("1:") or f["exit_code"].startswith("2:"), f
+        assert f["exit_code"] == "2:0", f  # corpus generate's exit code for bad input
         assert any("/no/such/model" in line for line in f["log_tail"]), f["log_tail"]
     assert s["stages"]["finalize"]["state"] == "CANCELLED" and s["stages"]["pack"]["state"] == "CANCELLED"
     text = corpus_cli("slurm", "status", "--run", str(out)).stdout
