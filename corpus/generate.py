@@ -7,9 +7,9 @@ A chunk whose file exists is skipped, so rerunning the same command after a cras
 at most the chunks that were in flight. Slurm array task k of K takes the chunks c with
 c mod K == k.
 
-SIGUSR1 (Slurm's warning before a time limit) lets the chunk in flight finish, then stops:
-``generate_run`` returns with ``stopped`` set and ``corpus generate`` exits 75, the cue to
-requeue. SIGTERM stops at once and shuts the engine down.
+SIGUSR1 (Slurm's warning before a time limit) lets the chunk in flight finish and starts no
+other: ``generate_run`` returns with ``stopped`` set and ``corpus generate`` exits 75, the cue
+to requeue. SIGTERM stops at once and shuts the engine down.
 
 With an outline stage (``templates.outline``) a chunk is two engine calls: every outline
 first, then every extract rendered with its outline.
@@ -153,36 +153,37 @@ def generate_run(
     stats = {"chunks": len(todo), "skipped": len(mine) - len(todo), "prompts": 0, "failed": 0, "completion_tokens": 0,
              "seconds": 0.0, "stopped": False}
     own = engine is None and bool(todo)
-    if todo:
-        # Before freezing: a bad --model must not leave a recipe behind that refuses the corrected command.
-        engine = engine or make_engine(recipe.engine)
-    try:
-        run.freeze(recipe)
-        if not todo:
-            log(f"nothing to do: all {len(mine)} chunks of this task are in {run.generated}")
-            return stats
-        plan, count = Plan(recipe), Count(recipe.tokenizer)
-        t0 = time.perf_counter()
-        with _Signals() as signals, Progress("generate", total=len(todo), unit="chunks") as bar:
-            for k, c in enumerate(todo):
-                run.remove_partial(c)
-                table = count(generate_chunk(plan, engine, c))
-                write_parquet(table, run.chunk_path(c))
-                stats["prompts"] += table.num_rows
-                stats["failed"] += sum(1 for r in table.column("finish_reason").to_pylist() if r == "error")
-                stats["completion_tokens"] += sum(t or 0 for t in table.column("completion_tokens").to_pylist())
-                dt = time.perf_counter() - t0
-                bar.update(1, f"chunk {c}: {stats['prompts'] / dt:.1f} prompts/s, {stats['completion_tokens'] / dt:,.0f} tokens/s")
-                if signals.stop and k + 1 < len(todo):
-                    stats["stopped"] = True
-                    stats["chunks"] = k + 1
-                    break
-    except BaseException:
-        # SIGTERM (SystemExit) or a crash: shut vLLM's engine processes down rather than orphan them.
-        # A normal return keeps the engine: the process (or the next caller) may reuse it.
-        if own:
-            engine.close()
-        raise
+    # From before the engine start: a warning that arrives while vLLM loads stops before chunk one.
+    with _Signals() as signals:
+        try:
+            if todo:
+                # Before freezing: a bad --model must not leave a recipe behind that refuses the corrected command.
+                engine = engine or make_engine(recipe.engine)
+            run.freeze(recipe)
+            if not todo:
+                log(f"nothing to do: all {len(mine)} chunks of this task are in {run.generated}")
+                return stats
+            plan, count = Plan(recipe), Count(recipe.tokenizer)
+            t0 = time.perf_counter()
+            with Progress("generate", total=len(todo), unit="chunks") as bar:
+                for k, c in enumerate(todo):
+                    if signals.stop:
+                        stats["stopped"], stats["chunks"] = True, k
+                        break
+                    run.remove_partial(c)
+                    table = count(generate_chunk(plan, engine, c))
+                    write_parquet(table, run.chunk_path(c))
+                    stats["prompts"] += table.num_rows
+                    stats["failed"] += sum(1 for r in table.column("finish_reason").to_pylist() if r == "error")
+                    stats["completion_tokens"] += sum(t or 0 for t in table.column("completion_tokens").to_pylist())
+                    dt = time.perf_counter() - t0
+                    bar.update(1, f"chunk {c}: {stats['prompts'] / dt:.1f} prompts/s, {stats['completion_tokens'] / dt:,.0f} tokens/s")
+        except BaseException:
+            # SIGTERM (SystemExit) or a crash: shut vLLM's engine processes down rather than orphan them.
+            # A normal return keeps the engine: the process (or the next caller) may reuse it.
+            if own and engine is not None:
+                engine.close()
+            raise
     stats["seconds"] = time.perf_counter() - t0
     s = stats
     log(

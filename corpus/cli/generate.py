@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 from corpus.cli.common import engine_args, index_range, recipe_from_args
 from corpus.config import ConfigError
@@ -34,6 +35,9 @@ def cmd_generate(args) -> int:
         task, tasks = _slurm_array() or (0, 1)
     if not 0 <= task < tasks:
         raise ConfigError(f"array task {task} is outside 0..{tasks - 1}")
+    # generate_run handles SIGUSR1 while it works; one that comes later (vLLM's shutdown at exit takes
+    # seconds) has nothing left to stop and must not kill a task whose chunks are all written.
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     stats = generate_run(recipe, args.out, chunks, task=task, tasks=tasks)
     return EXIT_STOPPED if stats["stopped"] else 0
 
