@@ -23,7 +23,6 @@ Submitting again submits the first stage that is neither done nor queued, and ev
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import shlex
 import shutil
@@ -36,7 +35,7 @@ from importlib import resources
 from pathlib import Path
 
 from corpus.config import ConfigError
-from corpus.io import write_json, write_text
+from corpus.io import read_marker, write_json, write_text
 from corpus.run import RunDir
 
 STAGES = ("generate", "finalize", "pack", "pretrain", "eval")
@@ -121,16 +120,9 @@ def stage_done(chain: Chain, stage: str) -> bool:
     if stage == "generate":
         return set(range(chain.chunks)) <= RunDir(run).done_chunks()
     if stage == "finalize":
-        stats = _read_json(run / "stats.json")
+        stats = read_marker(run / "stats.json")
         return bool(stats and stats.get("complete") and stats.get("target_tokens") == chain.tokens)
     return (run / {"pack": "packed/meta.json", "pretrain": "model/final/config.json", "eval": "eval/report.json"}[stage]).is_file()
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 # -- Slurm's view ---------------------------------------------------------------------------
@@ -193,7 +185,7 @@ def _range_len(spec: str | None) -> int:
 
 # -- submit ---------------------------------------------------------------------------------
 def load(run: str | Path) -> dict | None:
-    return _read_json(Path(run) / "slurm" / "chain.json")
+    return read_marker(Path(run) / "slurm" / "chain.json")
 
 
 def submit(chain: Chain, recipe, *, dry_run: bool = False, log=print) -> dict[str, str]:
@@ -265,7 +257,7 @@ def status(run: str | Path) -> dict:
             })
         out["stages"][stage] = entry
     out["chunks"] = _chunks(chain)
-    stats = _read_json(Path(run) / "stats.json")
+    stats = read_marker(Path(run) / "stats.json")
     if stats:
         out["corpus_tokens"] = stats["tokens"]["corpus"]
     return out
