@@ -79,7 +79,7 @@ def dataset_card(recipe, s: dict) -> str:
             "---",
         ]
     )
-    axes = ", ".join(f"{a} ({len(v)})" for a, v in recipe.axes.items())
+    axes = ", ".join(f"{a} ({len(v)})" for a, v in recipe.entity_axes.items())
     return f"""{header}
 
 # Synthetic Python textbook extracts: `{s['recipe']}` ({s['recipe_hash']})
@@ -120,7 +120,7 @@ for one target reader and holding prose and runnable Python snippets, made with 
 ## Columns
 
 `id` (`<recipe hash>-<prompt index>`), `index`, `text`, `n_tokens`, `topic`, `audience`,
-{", ".join(f"`{a}`" for a in recipe.axes)}, `prompt`, `outline`, `model`, `engine`,
+{", ".join(f"`{a}`" for a in recipe.entity_axes)}, `prompt`, `outline`, `model`, `engine`,
 `temperature`, `top_p`, `seed`, `finish_reason`, gate and dedup fields. Load with
 `datasets.load_dataset("parquet", data_dir=...)`, pandas or DuckDB.
 

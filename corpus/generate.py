@@ -107,7 +107,7 @@ def generate_chunk(plan: Plan, engine: Engine, c: int) -> pa.Table:
     comps = [completions[k] for k in range(n)]
 
     texts = [o.text for o in comps]
-    schema = record_schema(recipe.axes)
+    schema = record_schema(recipe.entity_axes)
     cols = {f.name: [None] * n for f in schema}
     cols.update(
         id=[p.id for p in prompts],
@@ -125,8 +125,8 @@ def generate_chunk(plan: Plan, engine: Engine, c: int) -> pa.Table:
         completion_tokens=[o.completion_tokens for o in comps],
         error=[o.error for o in comps],
     )
-    for key in ["topic", "audience", *recipe.axes]:
-        cols[key] = [p.entities[key] for p in prompts]
+    for key in ["topic", "audience", *recipe.entity_axes]:
+        cols[key] = [p.entities.get(key) for p in prompts]
     table = pa.Table.from_pydict(cols, schema=schema)
     return table.replace_schema_metadata({GENERATE_SECONDS: f"{time.perf_counter() - t0:.3f}".encode()})
 

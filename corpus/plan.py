@@ -32,6 +32,7 @@ import numpy as np
 
 from corpus.config import ConfigError
 from corpus.recipe import Recipe
+from corpus.taxonomy import SEP
 
 _M64 = (1 << 64) - 1
 
@@ -76,9 +77,9 @@ class Prompt:
     id: str
     seed: int
     entities: dict[str, str]
-    """topic (path), audience, and one value per recipe axis: the record's labels."""
+    """topic (path), audience, and one value per word list and axis (those the recipe has): the record's labels."""
     context: dict
-    """Everything a template may use (entities plus leaf, branch, path, audience_description)."""
+    """Everything a template may use (entities plus leaf, branch, path with a topic tree; audience_description with audiences)."""
 
 
 class Plan:
@@ -86,16 +87,26 @@ class Plan:
         self.recipe = recipe
         self.topics = recipe.topics
         self.audiences = recipe.audiences
-        self.L = len(self.topics.leaves)
-        self.axes = list(recipe.axes.items())
+        # The entity dimensions: the primary one (topic leaves; without a topic tree, the first
+        # other dimension) goes in rounds, the others (audience, word lists, axes) are digits.
+        dims = ([("audience", [a.name for a in self.audiences.items])] if len(self.audiences) else []) + list(recipe.entity_axes.items())
+        if self.topics.leaves:
+            self.primary = "topic"
+            self.primary_values = [SEP.join(leaf) for leaf in self.topics.leaves]
+        elif dims:
+            self.primary, self.primary_values = dims.pop(0)
+        else:
+            raise ConfigError(f"recipe {recipe.name!r}: no entities to combine (give taxonomy.topics, taxonomy.audiences, taxonomy.words or axes)")
+        self.dims = dims
+        self.L = len(self.primary_values)
         seed = recipe.seed
-        # Mixed radix over (audience, axis 1, axis 2, ...), audience fastest.
-        self.radices = [len(self.audiences)] + [len(v) for _, v in self.axes]
+        # Mixed radix over the other dimensions (audience fastest, then each word list and axis).
+        self.radices = [len(v) for _, v in dims]
         self.M = math.prod(self.radices)
         self.combinations = self.L * self.M
-        # Seeded value orders: digit d of axis k means value perms[k][d].
+        # Seeded value orders: digit d of dimension k means value perms[k][d].
         self.value_perms = [_permutation(n, seed, 1, k) for k, n in enumerate(self.radices)]
-        # offset_k(l): rank of l in a seeded shuffle (one per axis), mod n_k.
+        # offset_k(l): rank of l in a seeded shuffle (one per dimension), mod n_k.
         self.offsets = []
         for k, n in enumerate(self.radices):
             rank = np.empty(self.L, dtype=np.int64)
@@ -152,12 +163,15 @@ class Plan:
         if i < 0:
             raise IndexError(f"prompt index must be >= 0, got {i}")
         leaf, values = self.assignment(i)
-        path = self.topics.leaves[leaf]
-        audience = self.audiences.items[values[0]]
-        entities = {"topic": " > ".join(path), "audience": audience.name}
-        for (axis, vals), v in zip(self.axes, values[1:]):
-            entities[axis] = vals[v]
-        context = dict(entities, leaf=path[-1], branch=path[0], path=list(path), audience_description=audience.description.strip())
+        entities = {self.primary: self.primary_values[leaf]}
+        for (name, vals), v in zip(self.dims, values):
+            entities[name] = vals[v]
+        context = dict(entities)
+        if self.topics.leaves:
+            path = self.topics.leaves[leaf]
+            context.update(leaf=path[-1], branch=path[0], path=list(path))
+        if len(self.audiences):
+            context["audience_description"] = self.audiences.items[values[0]].description.strip()
         return Prompt(i, f"{self.recipe.hash}-{i}", request_seed(self.recipe.seed, i), entities, context)
 
     # -- rendering ----------------------------------------------------------------
@@ -176,24 +190,27 @@ class Plan:
 
     # -- coverage -----------------------------------------------------------------
     def coverage(self, n: int) -> dict:
-        """Coverage of the first n prompts, counted over the plan itself (round by round)."""
-        L, A = self.L, self.radices[0]
+        """Coverage of the first n prompts, counted over the plan itself (round by round). "Leaves"
+        are the primary dimension's values (topic leaves, or the first word list or axis without a
+        topic tree); "pairs" are (leaf, value of the next dimension: the audience when there is one)."""
+        L, A = self.L, (self.radices[0] if self.radices else 1)
         per_leaf = np.zeros(L, dtype=np.int64)
         pairs = np.zeros((L, A), dtype=np.int64)
-        axis_counts = [np.zeros(k, dtype=np.int64) for k in self.radices[1:]]
+        dim_counts = [np.zeros(k, dtype=np.int64) for k in self.radices]
         rounds, rest = divmod(n, L)
         for r in range(rounds + (1 if rest else 0)):
             leaves = np.asarray(self.round_order(r)[: (L if r < rounds else rest)])
             ds = self.digits(leaves, r)
             per_leaf[leaves] += 1
-            np.add.at(pairs, (leaves, self.value_perms[0][ds[0]]), 1)
-            for counts, perm, d in zip(axis_counts, self.value_perms[1:], ds[1:]):
+            np.add.at(pairs, (leaves, self.value_perms[0][ds[0]] if ds else 0), 1)
+            for counts, perm, d in zip(dim_counts, self.value_perms, ds):
                 np.add.at(counts, perm[d], 1)
         # Leaf l's k-th appearance (round k) has a combination that is a bijection of k mod M:
         # a repeat needs k >= M, i.e. every one of the L*M combinations used.
         repeated = int(np.maximum(per_leaf - self.M, 0).sum())
         out = {
             "prompts": n,
+            "primary": self.primary,
             "leaves": L,
             "leaves_covered": int((per_leaf > 0).sum()),
             "min_per_leaf": int(per_leaf.min()),
@@ -206,7 +223,7 @@ class Plan:
             "repeated_combinations": repeated,
             "axes": {
                 axis: {vals[k]: int(c) for k, c in enumerate(counts)}
-                for (axis, vals), counts in zip(self.axes, axis_counts)
+                for (axis, vals), counts in zip(self.dims, dim_counts) if axis != "audience"
             },
         }
         return out

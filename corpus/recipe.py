@@ -16,6 +16,7 @@ the base's axis). The resolved recipe has no ``base``: what it names is what it 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -47,7 +48,7 @@ from corpus.settings import (
     Templates,
     TokenCounter,
 )
-from corpus.taxonomy import Audiences, Taxonomy, load_audiences, load_topics
+from corpus.taxonomy import Audiences, Taxonomy, WordList, load_audiences, load_topics, load_words
 
 # Columns a recipe axis may not be named after (they exist in every record).
 RESERVED = {f.name for f in record_schema()} | {"leaf", "branch", "path", "audience_description"}
@@ -64,7 +65,8 @@ class Recipe:
     taxonomy: TaxonomyConfig = field(default_factory=TaxonomyConfig)
     """The topic trees and audience lists every prompt draws a leaf and an audience from."""
     axes: dict[str, list[str]] = field(default_factory=dict)
-    """Extra axes and their values, e.g. position: [opening, middle, closing]. One record column each."""
+    """Extra axes and their values, e.g. position: [opening, middle, closing]. One record column each
+    (after the word lists of ``taxonomy.words``; long lists belong there)."""
     chunk_size: int = 1024
     """Prompts per chunk: the unit of generation, resumption and distribution."""
     sampling: Sampling = field(default_factory=Sampling)
@@ -81,6 +83,11 @@ class Recipe:
     """The tokenizer that counts the budget and every record's ``n_tokens``."""
 
     def validate(self):
+        for name in self.taxonomy.words:
+            if name in RESERVED:
+                yield (("taxonomy", "words", name), f"name clashes with a record column (reserved: {', '.join(sorted(RESERVED))})")
+            if name in self.axes:
+                yield (("taxonomy", "words", name), "also the name of an axis")
         for axis, values in self.axes.items():
             if axis in RESERVED:
                 yield (("axes", axis), f"axis name clashes with a record column (reserved: {', '.join(sorted(RESERVED))})")
@@ -100,6 +107,22 @@ class Recipe:
     def audiences(self) -> Audiences:
         return load_audiences(self.taxonomy.audiences)
 
+    @cached_property
+    def words(self) -> dict[str, WordList]:
+        return {name: load_words(ref) for name, ref in self.taxonomy.words.items()}
+
+    @cached_property
+    def entity_axes(self) -> dict[str, list[str]]:
+        """Every entity besides topic and audience, in column order: the word lists (their values
+        k-word combinations when ``taxonomy.pick`` says k), then ``axes``."""
+        out = {}
+        for name, wl in self.words.items():
+            k = self.taxonomy.pick.get(name, 1)
+            if k > len(wl.words):
+                raise ConfigError(f"recipe {self.name!r}: taxonomy.pick.{name}: {k} words from a list of {len(wl.words)} ({wl.source})")
+            out[name] = list(wl.words) if k == 1 else ["; ".join(c) for c in itertools.combinations(wl.words, k)]
+        return out | self.axes
+
     def to_dict(self) -> dict:
         return to_dict(self)
 
@@ -109,6 +132,8 @@ class Recipe:
         h = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode())
         h.update(self.topics.digest.encode())
         h.update(self.audiences.digest.encode())
+        for wl in self.words.values():
+            h.update(wl.digest.encode())
         return h.hexdigest()[:12]
 
     def to_yaml(self) -> str:
@@ -186,7 +211,7 @@ def load_recipe(ref: str, overrides: dict | None = None) -> Recipe:
         overridden.append(tuple(key.split(".")))
     recipe = build(Recipe, data, LocatedStack(data, layers, overridden))
     # Resolve the taxonomies now: a bad topic file should fail at load, not mid-run.
-    recipe.topics, recipe.audiences  # noqa: B018
+    recipe.topics, recipe.audiences, recipe.entity_axes  # noqa: B018
     return recipe
 
 

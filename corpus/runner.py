@@ -329,8 +329,8 @@ def build(
     run = RunDir(out)
     run.freeze(recipe)
     plan = Plan(recipe)
-    schema = record_schema(recipe.axes)
-    labels = ["topic", "audience", *recipe.axes]
+    schema = record_schema(recipe.entity_axes)
+    labels = ["topic"] * bool(recipe.topics.leaves) + ["audience"] * bool(len(recipe.audiences)) + [*recipe.entity_axes]
     max_prompts = max_prompts or max(10 * planned_prompts(tokens), 10 * recipe.chunk_size)
     done = run.done_chunks()
     stages = record_stages(recipe, run, ("count", "gate", "dedup", "decontam"), workers=workers, from_chunk=_first_missing(done))
@@ -443,8 +443,8 @@ def _stats(recipe: Recipe, plan: Plan, run: Path, tokens: int, tally: Tally, las
             "min_docs_per_covered_leaf": min(topics.values()) if topics else 0,
             "max_docs_per_leaf": max(topics.values()) if topics else 0,
             "audiences": dict(labels.get("audience", Counter()).most_common()),
-            "axes": {a: dict(labels.get(a, Counter()).most_common()) for a in recipe.axes},
-            "per_value": {col: _per_value(tally, col) for col in ("branch", "audience", *recipe.axes)},
+            "axes": {a: dict(labels.get(a, Counter()).most_common()) for a in recipe.entity_axes},
+            "per_value": {col: _per_value(tally, col) for col in ("branch", "audience", *recipe.entity_axes)},
         },
         "text_diversity": {
             "corpus": tally.kept_text.result((exact + near) / gate[ACCEPTED] if gate.get(ACCEPTED) else None),

@@ -15,9 +15,25 @@ from corpus.checks import CHECKS
 @dataclass
 class TaxonomyConfig:
     topics: list[str] = field(default_factory=lambda: ["python-cs"])
-    """Topic trees: built-in names (``corpus topics`` lists them) or paths to YAML files."""
+    """Topic trees: built-in names (``corpus topics`` lists them) or paths to YAML files; [] for none
+    (the ``topic`` column stays empty and the first other entity list leads the plan)."""
     audiences: list[str] = field(default_factory=lambda: ["default"])
-    """Audience lists: built-in names or paths."""
+    """Audience lists: built-in names or paths; [] for none."""
+    words: dict[str, str] = field(default_factory=dict)
+    """Word-list entities: name -> word list (a built-in name such as ``tinystories-nouns``, or a path to
+    a YAML file with name, description, provenance and ``words``). One record column and template
+    variable each, like an axis, listed before the axes."""
+    pick: dict[str, int] = field(default_factory=dict)
+    """Distinct words drawn together from a word list per prompt (default 1). With 2, the entity's
+    values are every unordered pair of the list, written "a; b" (split it in a template:
+    ``{{ features.split("; ") | join(" and ") }}``)."""
+
+    def validate(self):
+        for name, k in self.pick.items():
+            if name not in self.words:
+                yield (("pick", name), f"not a word list of taxonomy.words (it has: {', '.join(self.words) or 'none'})")
+            if k < 1:
+                yield (("pick", name), "expected a positive integer")
 
 
 @dataclass

@@ -11,6 +11,13 @@ A topic file (``topics/*.yaml``)::
           - Insertion sort        # ...or a list of leaves: specific, teachable concepts
           - Stability of a sort
 
+A word list (``words/*.yaml``; entities that are single words, e.g. TinyStories' vocabularies)::
+
+    name: tinystories-nouns
+    description: what the list holds and how it was compiled
+    provenance: hand-curated on DATE
+    words: [ball, dog, ...]      # no duplicates, no near-identical entries (same rule as siblings)
+
 An audience file (``audiences/*.yaml``)::
 
     audiences:
@@ -80,11 +87,11 @@ class Taxonomy:
 
     @property
     def max_depth(self) -> int:
-        return max(len(leaf) for leaf in self.leaves)
+        return max((len(leaf) for leaf in self.leaves), default=0)
 
     @property
     def min_depth(self) -> int:
-        return min(len(leaf) for leaf in self.leaves)
+        return min((len(leaf) for leaf in self.leaves), default=0)
 
 
 def load_topics(refs: list[str]) -> Taxonomy:
@@ -200,3 +207,43 @@ def load_audiences(refs: list[str]) -> Audiences:
             names.add(a.name)
             items.append(a)
     return Audiences(tuple(items), digest.hexdigest())
+
+
+@dataclass
+class WordFile:
+    name: str
+    """The list's name (its file name without .yaml, by convention)."""
+    words: list[str]
+    """The entries: non-empty, no duplicates, none near-identical to another (as sibling topics)."""
+    description: str = ""
+    """What the list holds and how it was compiled."""
+    provenance: str = ""
+    """Who or what made it, and when."""
+
+    def validate(self):
+        if not self.words:
+            yield ("words", "expected at least one word")
+        normed: dict[str, str] = {}
+        for i, w in enumerate(self.words):
+            if not w.strip() or w != w.strip():
+                yield (("words", i), f"expected a non-empty entry without surrounding spaces, got {w!r}")
+                continue
+            n = _norm(w)
+            if n in normed:
+                yield (("words", i), "duplicate word" if normed[n] == w else f"{w!r} is near-identical to {normed[n]!r}")
+            normed[n] = w
+
+
+@dataclass(frozen=True)
+class WordList:
+    name: str
+    words: tuple[str, ...]
+    source: str
+    digest: str
+
+
+def load_words(ref: str) -> WordList:
+    path = resolve("words", ref)
+    loc = load_yaml(path)
+    f = build(WordFile, loc.data, loc)
+    return WordList(f.name, tuple(f.words), str(path), hashlib.sha256(path.read_bytes()).hexdigest())

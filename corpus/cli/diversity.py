@@ -68,9 +68,9 @@ def cmd_diversity(args) -> int:
         raise ConfigError(f"diversity: --sample {args.sample}: expected at least 2 documents")
     if args.run:
         run = RunDir(args.run)
-        if args.by and args.by != "branch" and args.by not in ("topic", "audience", *run.recipe().axes):
+        if args.by and args.by != "branch" and args.by not in ("topic", "audience", *run.recipe().entity_axes):
             raise ConfigError(f"diversity: --by {args.by}: not an entity of {args.run} "
-                              f"(it has branch, topic, audience{''.join(', ' + a for a in run.recipe().axes)})")
+                              f"(it has branch, topic, audience{''.join(', ' + a for a in run.recipe().entity_axes)})")
         result = measure_run(run, by=args.by, seed=args.seed, sample=args.sample)
         rejected = result["rejected"]
     else:

@@ -28,7 +28,7 @@ def cmd_topics(args) -> int:
         "branches": t.branch_counts(1),
         "sub_branches": len(t.branch_counts(2)),
         "audiences": len(recipe.audiences),
-        "axes": {k: len(v) for k, v in recipe.axes.items()},
+        "axes": {k: len(v) for k, v in recipe.entity_axes.items()},
         "combinations": plan.combinations,
     }
     if args.json:
@@ -37,7 +37,7 @@ def cmd_topics(args) -> int:
     print(f"recipe {recipe.name} ({recipe.hash}); topics from {', '.join(t.sources)}")
     print(f"  leaves: {out['leaves']:,} (depth {t.min_depth}-{t.max_depth}), sub-branches: {out['sub_branches']}")
     print(f"  audiences: {out['audiences']}")
-    for k, v in recipe.axes.items():
+    for k, v in recipe.entity_axes.items():
         print(f"  axis {k}: {len(v)} values")
     print(f"  distinct combinations: {plan.combinations:,}")
     print("  leaves per branch:")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from corpus.config import ConfigError
 from corpus.plan import Plan
 from corpus.recipe import load_recipe
 
@@ -119,3 +120,51 @@ def test_rendered_prompt_carries_its_entities(plan):
     assert plan.system(p)
     with pytest.raises(IndexError):
         plan.prompt(-1)
+
+
+def _words_recipe(tmp_path: Path) -> Path:
+    """No topic tree, no audience: three word lists, one of them drawn two at a time."""
+    for name, words in [("verbs", ["jump", "run", "sing", "eat"]), ("nouns", ["ball", "cat", "dog", "tree", "cup"]),
+                        ("features", ["dialogue", "a moral", "a twist", "a bad ending"])]:
+        (tmp_path / f"{name}.yaml").write_text(f"name: {name}\nwords: [{', '.join(words)}]\n")
+    r = tmp_path / "r.yaml"
+    r.write_text(
+        "name: words\n"
+        f"taxonomy: {{topics: [], audiences: [], words: {{verb: '{tmp_path / 'verbs.yaml'}', noun: '{tmp_path / 'nouns.yaml'}', "
+        f"features: '{tmp_path / 'features.yaml'}'}}, pick: {{features: 2}}}}\n"
+        "templates: {extract: 'A story with {{ verb }}, {{ noun }}: {{ features.split(\"; \") | join(\" and \") }}.'}\n"
+    )
+    return r
+
+
+def test_word_lists_without_topics_or_audiences(tmp_path):
+    r = _words_recipe(tmp_path)
+    recipe = load_recipe(str(r))
+    plan = Plan(recipe)
+    assert plan.primary == "verb" and plan.L == 4
+    assert plan.combinations == 4 * 5 * 6  # verbs x nouns x pairs of 4 features
+    prompts = [plan.prompt(i) for i in range(plan.combinations)]
+    assert list(prompts[0].entities) == ["verb", "noun", "features"]
+    assert "topic" not in prompts[0].context and "audience_description" not in prompts[0].context
+    # Every combination once; each verb in every round; two distinct features per prompt.
+    assert len({_combo(p) for p in prompts}) == plan.combinations
+    assert set(Counter(p.entities["verb"] for p in prompts).values()) == {30}
+    pair = prompts[0].entities["features"].split("; ")
+    assert len(set(pair)) == 2 and f"{pair[0]} and {pair[1]}" in plan.render(prompts[0])
+    cov = plan.coverage(40)
+    assert (cov["primary"], cov["leaves_covered"], cov["pairs"]) == ("verb", 4, 20)
+    assert set(cov["axes"]) == {"noun", "features"}
+    # The word lists are part of the recipe's hash.
+    before = recipe.hash
+    (tmp_path / "nouns.yaml").write_text("name: nouns\nwords: [ball, cat, dog, tree, hat]\n")
+    assert load_recipe(str(r)).hash != before
+
+
+def test_a_bad_word_list_names_file_and_entry(tmp_path):
+    r = _words_recipe(tmp_path)
+    (tmp_path / "nouns.yaml").write_text("name: nouns\nwords: [ball, cat, Balls]\n")
+    with pytest.raises(ConfigError, match=r"nouns.yaml:2.*words\[2\].*near-identical to 'ball'"):
+        load_recipe(str(r))
+    (tmp_path / "nouns.yaml").write_text("name: nouns\nwords: [ball]\n")
+    with pytest.raises(ConfigError, match="taxonomy.pick.features: 5 words from a list of 4"):
+        load_recipe(str(r), {"taxonomy.pick.features": 5})

@@ -156,9 +156,10 @@ def test_set_none_removes_the_key_like_null_in_a_file(tmp_path, base):
 # the taxonomy files). Pinned when it became a diff on textbooks (f801948706ba, the same as its old
 # full copy); re-pinned when sampling.repetition_penalty, gate.reject_dead_code/check_output_claims
 # and the meta-talk refusal patterns were added (each a new key or default, so every hash moved);
-# and again when textbooks.yaml got its opening axis (a new axis and template line).
-SMOKE_DICT_SHA256 = "a539d80e1756dc7d04ef0191ab5a9b2e9eb2a5db3ea18d569a97cc3ea537e4d5"
-SMOKE_HASH = "0f977e363851"
+# and again when textbooks.yaml got its opening axis (a new axis and template line); and when
+# taxonomy.words and taxonomy.pick were added.
+SMOKE_DICT_SHA256 = "37ee706b5a2449b0779817492e29d672e8850e68cb9aa538b1cfdb122fa2e346"
+SMOKE_HASH = "70749c7119b7"
 
 
 def test_smoke_recipe_resolves_as_before():
