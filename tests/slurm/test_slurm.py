@@ -23,7 +23,6 @@ from corpus.run import RunDir
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "slurm" / "local-cluster.sh"
 TOKENS = "4k"
-CHUNKS = 4  # of 16 prompts: 2 per array task; the 4k budget is met in the third
 
 
 @pytest.fixture(scope="session")
@@ -112,41 +111,20 @@ def test_bad_stage_flags_fail_at_submit(out, recipe):
     assert p.returncode == 2 and "unrecognized arguments: --no-such-flag" in p.stderr and "not valid flags for `corpus pretrain`" in p.stderr
 
 
-def test_whole_chain(out, recipe, reference):
-    """generate (array of 2) -> finalize -> tokenizer/pack -> pretrain (srun + torchrun, 2 gloo
-    processes) -> eval: the corpus is `corpus build`'s, the model and the report exist."""
-    p = submit(recipe, out, "--array", "2", "--vocab-size", "400", "--preset", "smoke", "--nproc-per-node", "2",
+CHAIN_FLAGS = ("--array", "2", "--chunks", "10", "--vocab-size", "400", "--preset", "smoke", "--nproc-per-node", "2",
                "--pretrain-args", "--max-steps 4 --micro-batch 2 --warmup-steps 1 --log-every 1",
-               "--eval-args", "--engine transformers --limit 2 --max-new-tokens 16", "--wait", timeout=900)
-    logs = "\n".join(f"== {f.name}\n{f.read_text()[-2000:]}" for f in sorted((out / "slurm" / "logs").glob("*.out")))
-    assert p.returncode == 0, f"{p.stdout}\n{p.stderr}\n{logs}"
-    assert p.stdout.count("submitted job") == 5
-    assert read_corpus(out).equals(reference)
-    assert json.loads((out / "stats.json").read_text())["target_tokens"] == 4000
-    assert (out / "model" / "final" / "config.json").is_file()
-    report = json.loads((out / "eval" / "report.json").read_text())
-    assert report["results"]["n_problems"] == 2
-    # Both array tasks generated their share; pretraining ran as 2 processes under srun.
-    gen_logs = sorted((out / "slurm" / "logs").glob("generate-*.out"))
-    assert len(gen_logs) == 2 and all("generated 2 chunks" in f.read_text() for f in gen_logs)
-    assert "2 process(es)" in logs
-    assert json.loads((out / "model" / "run.json").read_text())["world_size"] == 2
-    # status: every stage completed; submitting again submits nothing.
-    s = json.loads(corpus_cli("slurm", "status", "--run", str(out), "--json").stdout)
-    assert {k: v["state"] for k, v in s["stages"].items()} == dict.fromkeys(["generate", "finalize", "pack", "pretrain", "eval"], "COMPLETED")
-    assert s["chunks"]["done"] == s["chunks"]["total"] == CHUNKS and s["corpus_tokens"] >= 4000
-    again = submit(recipe, out, "--array", "2", "--vocab-size", "400", "--preset", "smoke", "--nproc-per-node", "2",
-                   "--pretrain-args", "--max-steps 4 --micro-batch 2 --warmup-steps 1 --log-every 1",
-                   "--eval-args", "--engine transformers --limit 2 --max-new-tokens 16")
-    assert again.returncode == 0 and "submitted" not in again.stdout and "nothing to submit" in again.stdout, again.stdout
+               "--eval-args", "--engine transformers --limit 2 --max-new-tokens 16")
 
 
-def test_requeued_and_signalled_tasks_give_the_same_corpus(out, recipe, reference):
-    """Mid-run, task 0 is requeued (`scontrol requeue`: killed, queued again) and task 1 gets the
-    time-limit warning (SIGUSR1 to its batch shell: it finishes its chunk, exits 75 and requeues
-    itself). Both run again, skip their finished chunks, and the corpus equals the uninterrupted build's."""
-    p = submit(recipe, out, "--array", "2", "--chunks", "10", "--stages", "generate,finalize")
+def test_whole_chain_with_a_requeued_and_a_signalled_task(out, recipe, reference):
+    """generate (array of 2) -> finalize -> tokenizer/pack -> pretrain (srun + torchrun, 2 gloo
+    processes) -> eval. Mid-generate, task 0 is requeued (`scontrol requeue`: killed, queued again)
+    and task 1 gets the time-limit warning (SIGUSR1 to its batch shell: it finishes its chunk, exits
+    75 and requeues itself). Both run again and skip their finished chunks; the corpus is
+    `corpus build`'s (uninterrupted), and the model and the report exist."""
+    p = submit(recipe, out, *CHAIN_FLAGS)
     assert p.returncode == 0, p.stderr
+    assert p.stdout.count("submitted job") == 5
     jobs = json.loads((out / "slurm" / "chain.json").read_text())["jobs"]
     task = {k: f"{jobs['generate']}_{k}" for k in (0, 1)}
     act = {0: lambda: subprocess.run(["scontrol", "requeue", task[0]], capture_output=True, text=True),
@@ -162,18 +140,31 @@ def test_requeued_and_signalled_tasks_give_the_same_corpus(out, recipe, referenc
         assert summarize(job_tasks(jobs["generate"]))[0] in ACTIVE, job_tasks(jobs["generate"])
         assert time.monotonic() < deadline, f"tasks {sorted(act)} wrote no chunk within 300 s"
         time.sleep(0.05)
-    p = corpus_cli("slurm", "submit", "--recipe", str(recipe), "--tokens", TOKENS, "--out", str(out), "--array", "2",
-                   "--chunks", "10", "--stages", "generate,finalize", "--wait", timeout=900)
-    assert p.returncode == 0, f"{p.stdout}\n{p.stderr}"
-    assert "already queued or running" in p.stdout  # the second submit only waited
-    logs = {k: (out / "slurm" / "logs" / f"generate-{task[k]}.out").read_text() for k in (0, 1)}
+    p = submit(recipe, out, *CHAIN_FLAGS, "--wait", timeout=900)
+    logs = "\n".join(f"== {f.name}\n{f.read_text()[-2000:]}" for f in sorted((out / "slurm" / "logs").glob("*.out")))
+    assert p.returncode == 0, f"{p.stdout}\n{p.stderr}\n{logs}"
+    assert "already queued or running" in p.stdout and "submitted" not in p.stdout  # the second submit only waited
+    gen = {k: (out / "slurm" / "logs" / f"generate-{task[k]}.out").read_text() for k in (0, 1)}
     for k in (0, 1):
-        assert "(restart 0)" in logs[k] and "(restart 1)" in logs[k], logs[k]
-    assert "DUE TO JOB REQUEUE" in logs[0]
-    assert "stopped by SIGUSR1" in logs[1] and "requeueing this task" in logs[1], logs[1]
+        assert "(restart 0)" in gen[k] and "(restart 1)" in gen[k], gen[k]
+    assert "DUE TO JOB REQUEUE" in gen[0]
+    assert "stopped by SIGUSR1" in gen[1] and "requeueing this task" in gen[1], gen[1]
     assert RunDir(out).done_chunks() == set(range(10))
     assert not [f for f in (out / "generated").iterdir() if f.name.startswith(".")], "temporary files left behind"
     assert read_corpus(out).equals(reference)
+    assert json.loads((out / "stats.json").read_text())["target_tokens"] == 4000
+    assert (out / "model" / "final" / "config.json").is_file()
+    report = json.loads((out / "eval" / "report.json").read_text())
+    assert report["results"]["n_problems"] == 2
+    # Pretraining ran as 2 processes under srun.
+    assert "2 process(es)" in logs
+    assert json.loads((out / "model" / "run.json").read_text())["world_size"] == 2
+    # status: every stage completed; submitting again submits nothing.
+    s = json.loads(corpus_cli("slurm", "status", "--run", str(out), "--json").stdout)
+    assert {k: v["state"] for k, v in s["stages"].items()} == dict.fromkeys(["generate", "finalize", "pack", "pretrain", "eval"], "COMPLETED")
+    assert s["chunks"]["done"] == s["chunks"]["total"] == 10 and s["corpus_tokens"] >= 4000
+    again = submit(recipe, out, *CHAIN_FLAGS)
+    assert again.returncode == 0 and "submitted" not in again.stdout and "nothing to submit" in again.stdout, again.stdout
 
 
 def test_failed_task_cancels_the_rest(out, recipe):
