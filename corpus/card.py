@@ -8,6 +8,7 @@ from corpus.diversity import TABLE, format_metric
 from corpus.io import atomic_path
 
 PLOTS = {"axes": "report-axes.png", "openers": "report-openers.png", "distinct": "report-distinct.png"}
+MAX_VALUES = 30  # values of one entity shown in the report (its plot and its list), the most frequent first
 
 def _size_category(n: int) -> str:
     for limit, name in [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")]:
@@ -54,6 +55,11 @@ def _provenance(s: dict) -> str:
             f"{p['source']} (sha256 {p['sha256'][:12]}…), {p['quantisation']}: {p['note']}.")
 
 
+def _primary(d: dict) -> str:
+    """What the plan's primary entity is, in words: topic leaves, or the values of the list that leads."""
+    return "topic leaves" if d["primary"] == "topic" else f"values of {d['primary']}"
+
+
 def dataset_card(recipe, s: dict) -> str:
     d = s["diversity"]
     header = "\n".join(
@@ -66,9 +72,7 @@ def dataset_card(recipe, s: dict) -> str:
             "- text-generation",
             "tags:",
             "- synthetic",
-            "- textbooks",
-            "- python",
-            "- code",
+            *(f"- {t}" for t in recipe.card.tags),
             "size_categories:",
             f"- {_size_category(s['counts']['kept'])}",
             "configs:",
@@ -79,14 +83,15 @@ def dataset_card(recipe, s: dict) -> str:
             "---",
         ]
     )
-    axes = ", ".join(f"{a} ({len(v)})" for a, v in recipe.entity_axes.items())
+    entities = ([f"one leaf of a {len(recipe.topics.leaves):,}-leaf topic tree"] if recipe.topics.leaves else []) + (
+        [f"one of {len(recipe.audiences)} audiences"] if len(recipe.audiences) else []) + [
+        f"one value of {a} ({len(v):,})" for a, v in recipe.entity_axes.items()]
     return f"""{header}
 
-# Synthetic Python textbook extracts: `{s['recipe']}` ({s['recipe_hash']})
+# Synthetic corpus `{s['recipe']}` ({s['recipe_hash']})
 
-Short textbook-style extracts about Python and computer-science fundamentals, each written
-for one target reader and holding prose and runnable Python snippets, made with the
-"Textbooks Are All You Need" (phi-1) recipe by `corpus build`.
+{" ".join(recipe.card.description.split())} Made by `corpus build`, with the method of "Textbooks Are All You Need"
+(phi-1): every prompt forced onto a different combination of entities.
 
 {"**This corpus was made with the smoke model, whose text is random noise: it exercises the pipeline and is not training data.**" if s["noise"] else ""}
 
@@ -94,8 +99,7 @@ for one target reader and holding prose and runnable Python snippets, made with 
 
 - **Teacher model**: `{s['model']}` via the `{s['engine']}` engine; temperature {s['sampling']['temperature']},
   top_p {s['sampling']['top_p']}, repetition penalty {s['sampling']['repetition_penalty']}, at most {s['sampling']['max_tokens']} tokens, a seed per request.{_provenance(s)}
-- **Prompts**: every prompt combines one leaf of a {d['leaves_total']:,}-leaf topic tree, one
-  audience and one value of each axis ({axes}), spread evenly by a seeded plan (seed {s['seed']}).
+- **Prompts**: every prompt combines {", ".join(entities)}, spread evenly by a seeded plan (seed {s['seed']}).
 - **Quality gate**: extracts are parsed, their Python snippets parsed and run in a sandbox; the
   first failing check is the rejection reason.
 - **Deduplication**: exact (normalised hash) and near-duplicates (MinHash LSH), first
@@ -114,14 +118,15 @@ for one target reader and holding prose and runnable Python snippets, made with 
 
 ## Coverage and diversity
 
-{d['leaves_covered']:,} of {d['leaves_total']:,} topic leaves appear ({d['min_docs_per_covered_leaf']}–{d['max_docs_per_leaf']} documents per covered leaf);
+{d['leaves_covered']:,} of {d['leaves_total']:,} {_primary(d)} appear ({d['min_docs_per_covered_leaf']}–{d['max_docs_per_leaf']} documents per covered value);
 {len(d['audiences'])} audiences. {_text_summary(s['text_diversity']['corpus'])}
 
 ## Columns
 
 `id` (`<recipe hash>-<prompt index>`), `index`, `text`, `n_tokens`, `topic`, `audience`,
 {", ".join(f"`{a}`" for a in recipe.entity_axes)}, `prompt`, `outline`, `model`, `engine`,
-`temperature`, `top_p`, `seed`, `finish_reason`, gate and dedup fields. Load with
+`temperature`, `top_p`, `seed`, `finish_reason`, gate fields (with `statement`, `solution` and `tests`
+for exercises) and dedup fields. Load with
 `datasets.load_dataset("parquet", data_dir=...)`, pandas or DuckDB.
 
 ## License
@@ -162,7 +167,11 @@ def report_plots(s: dict, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    per = {col: vals for col, vals in s["diversity"]["per_value"].items() if vals}
+    # Long word lists (TinyStories' ~500 nouns): the MAX_VALUES most prompted values of each.
+    per = {col: dict(sorted(vals.items(), key=lambda kv: -kv[1]["prompts"])[:MAX_VALUES])
+           for col, vals in s["diversity"]["per_value"].items() if vals}
+    shown = {col: f" ({len(per[col])} most prompted of {len(vals)} values)" if len(vals) > MAX_VALUES else ""
+             for col, vals in s["diversity"]["per_value"].items() if vals}
     t = s["text_diversity"]
     figs = {}
     # Kept documents and acceptance per value of each axis: one row of two panels per axis.
@@ -173,7 +182,7 @@ def report_plots(s: dict, out: Path) -> None:
         names = [str(v)[:48] for v in vals]
         left.barh(names, [v["kept"] for v in vals.values()], color="tab:blue")
         right.barh(names, [v["acceptance"] for v in vals.values()], color="tab:green")
-        left.set_title(f"{col}: documents in the corpus", fontsize=9, loc="left")
+        left.set_title(f"{col}: documents in the corpus{shown[col]}", fontsize=9, loc="left")
         right.set_title(f"{col}: acceptance (clean / prompts)", fontsize=9, loc="left")
         right.set_xlim(0, max(0.05, max(v["acceptance"] for v in vals.values()) * 1.1))
         right.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
@@ -221,7 +230,9 @@ def report_md(s: dict) -> str:
     )
     contaminated = "\n".join(f"- `{k}`: {', '.join(v)}" for k, v in s["contaminated_ids"].items()) or "none"
     axes = "\n".join(
-        f"- **{a}**: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()) for a, counts in s["diversity"]["axes"].items()
+        f"- **{a}**: " + ", ".join(f"{k} {v:,}" for k, v in list(counts.items())[:MAX_VALUES])
+        + (f", and {len(counts) - MAX_VALUES:,} more values" if len(counts) > MAX_VALUES else "")
+        for a, counts in s["diversity"]["axes"].items()
     )
     return f"""# Build report: {s['recipe']} ({s['recipe_hash']})
 
@@ -243,7 +254,7 @@ Acceptance (kept / prompts): {s['rates']['acceptance']:.1%}; tokens kept per pro
 
 ## Diversity of the corpus
 
-{s['diversity']['leaves_covered']:,}/{s['diversity']['leaves_total']:,} leaves covered.
+{s['diversity']['leaves_covered']:,}/{s['diversity']['leaves_total']:,} {_primary(s['diversity'])} covered.
 
 {axes}
 

@@ -196,11 +196,13 @@ def _imports(tree: ast.Module) -> set[str]:
 # -- the checks ------------------------------------------------------------------------------
 @dataclass
 class Doc:
-    """What the checks look at: the text, its finish reason and its parse."""
+    """What the checks look at: the text, its finish reason, its parse, and the outline it was
+    written from (recipes with an outline stage)."""
 
     text: str
     finish_reason: str | None
     ex: Extract
+    outline: str | None = None
 
     @cached_property
     def words(self) -> int:
@@ -341,6 +343,78 @@ def _dead_code_check(d: Doc, cfg) -> str | None:
     return None
 
 
+# -- the outline stage ----------------------------------------------------------------------
+# The line of an outline that gives the key sentence: "Sentence: ...", "**Key sentence:** ...".
+_KEY_SENTENCE = re.compile(r"^\W*(?:key\s+)?sentence\W*:(.+)$", re.IGNORECASE | re.MULTILINE)
+
+
+def key_sentence(outline: str | None) -> str | None:
+    """The sentence an outline says its extract must contain (its "Sentence:" line), or None."""
+    m = _KEY_SENTENCE.search(outline or "")
+    s = m.group(1).strip().strip("*\"'“” ").strip() if m else ""
+    return s or None
+
+
+def _normal_words(text: str) -> str:
+    """Lower-case words and numbers separated by single spaces, padded with one space each side."""
+    return " " + " ".join(re.findall(r"\w+", text.lower())) + " "
+
+
+def _outline_not_followed(d: Doc, cfg) -> str | None:
+    if d.outline is None:
+        return None
+    s = key_sentence(d.outline)
+    if s is None:
+        return "the outline has no 'Sentence:' line"
+    return None if _normal_words(s) in _normal_words(d.text) else f"lacks the outline's key sentence {s[:80]!r}"
+
+
+# -- exercises ---------------------------------------------------------------------------------
+@dataclass
+class Exercise:
+    """An exercise's parts (phi-1's CodeExercises): the statement (everything up to the end of the
+    function's docstring: imports, signature, docstring), the solution (the function's body after
+    its docstring) and the tests (the top-level asserts that call it)."""
+
+    name: str
+    statement: str
+    solution: str
+    tests: str
+
+
+def _exercise(d: Doc) -> Exercise | str:
+    """The exercise of an extract: its first snippet with a top-level function that has a docstring,
+    and the asserts of every snippet that call that function; or why there is none."""
+    for code, tree in zip(d.parsed, d.parsed_trees):
+        for node in tree.body:
+            if not (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and ast.get_docstring(node)):
+                continue
+            lines = code.splitlines(keepends=True)
+            doc_end = node.body[0].end_lineno
+            solution = "".join(lines[doc_end : node.end_lineno])
+            rest = node.body[1:]
+            if not rest or all(isinstance(s, ast.Pass) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)) for s in rest):
+                return f"{node.name} has no solution after its docstring"
+            tests = [ast.get_source_segment(c, stmt) for c, t in zip(d.parsed, d.parsed_trees) for stmt in t.body
+                     if isinstance(stmt, ast.Assert) and any(isinstance(n, ast.Name) and n.id == node.name for n in ast.walk(stmt))]
+            return Exercise(node.name, "".join(lines[:doc_end]), solution, "\n".join(tests) + "\n" if tests else "")
+    return "no function with a docstring"
+
+
+def _bad_exercise(d: Doc, cfg) -> str | None:
+    if not cfg.exercise:
+        return None
+    ex = _exercise(d)
+    return ex if isinstance(ex, str) else None
+
+
+def _no_tests(d: Doc, cfg) -> str | None:
+    if not cfg.exercise:
+        return None
+    ex = _exercise(d)
+    return f"no assert calls {ex.name}" if isinstance(ex, Exercise) and not ex.tests else None
+
+
 @dataclass
 class Program:
     """What the sandbox runs for an extract: one snippet, or all its snippets as one program, with
@@ -408,18 +482,24 @@ REGISTRY: tuple[Check, ...] = (
     Check("text_after_code", "prose after the last code block (the default template forbids it)", ("max_words_after_code",), _text_after_code),
     Check("repetition", "repeated lines; Gopher top 2/3/4-gram and duplicate 5-10-gram character fractions of the prose",
           ("max_duplicate_line_fraction", "max_top_ngram_fraction", "max_duplicate_ngram_fraction"), lambda d, cfg: _repetition(d.text, d.ex, cfg)),
+    Check("outline_not_followed", "an extract that lacks its outline's key sentence (recipes with an outline stage; "
+          "normalised match: case, punctuation and spacing ignored)", (), _outline_not_followed),
     Check("snippet_syntax", "a snippet that does not parse (`ast`)", (), _syntax),
+    Check("bad_exercise", "`exercise: true`: no top-level function with a docstring (the statement), or none with a body "
+          "after it (the solution)", ("exercise",), _bad_exercise),
+    Check("no_tests", "`exercise: true`: no top-level assert that calls the exercise's function", ("exercise",), _no_tests),
     Check("disallowed_import", "an import outside the standard library + allow-list", ("allowed_modules",), _disallowed_import),
     Check("dead_code", "a snippet with code that never runs: a function or class nothing outside its own body uses "
           "(running the snippet would not test it), one defined twice in a snippet, or only comments", ("reject_dead_code",), _dead_code_check),
     Check("snippet_error", "a snippet that raises, is killed by a signal, or floods its output, run in the sandbox "
           "(`standalone_snippets`: each snippet alone, or all in order as one program)", ("standalone_snippets", "memory_mb"), None),
     Check("snippet_timeout", "a snippet over its wall-clock time limit (CPU time is capped at the same)", ("timeout",), None),
+    Check("tests_failed", "`exercise: true`: an assert fails when the snippets run (the tests against the solution)", ("exercise",), None),
     Check("wrong_output", 'a comment that says what the code prints ("# Output: 25", "print(f(5))  # -> 25") '
           "or an output listing after a snippet (\"Output:\" + a fenced block) that is not in what it printed", ("check_output_claims",), None),
 )
 CHECKS: tuple[str, ...] = tuple(c.name for c in REGISTRY)
-SANDBOX_CHECKS = frozenset({"snippet_error", "snippet_timeout", "wrong_output"})
+SANDBOX_CHECKS = frozenset({"snippet_error", "snippet_timeout", "tests_failed", "wrong_output"})
 
 
 def active(cfg) -> list[Check]:
@@ -432,21 +512,33 @@ def runs_code(cfg) -> bool:
     return bool(SANDBOX_CHECKS - set(cfg.skip))
 
 
-def check_text(text: str | None, finish_reason: str | None, cfg) -> tuple[str, str, int, int | None, list[Program]]:
-    """Every check but the sandbox's: (gate, detail, n_snippets, snippets_ok, programs to run)."""
+def check_text(text: str | None, finish_reason: str | None, cfg, outline: str | None = None
+               ) -> tuple[str, str, int, int | None, list[Program], Exercise | None]:
+    """Every check but the sandbox's: (gate, detail, n_snippets, snippets_ok, programs to run, the
+    exercise's parts when ``cfg.exercise`` and the extract passed). ``outline``: the outline the
+    extract was written from (None without an outline stage)."""
     on = {c.name for c in active(cfg)}
     if text is None or not text.strip():
-        return ("empty", "no text", 0, None, []) if "empty" in on else (ACCEPTED, "", 0, None, [])
-    d = Doc(text, finish_reason, parse(text, cfg.unfenced_code))
+        return ("empty", "no text", 0, None, [], None) if "empty" in on else (ACCEPTED, "", 0, None, [], None)
+    d = Doc(text, finish_reason, parse(text, cfg.unfenced_code), outline)
     n = len(d.snippets)
     for c in active(cfg):
         if c.test is not None:
             detail = c.test(d, cfg)
             if detail:
-                return c.name, detail, n, None, []
+                return c.name, detail, n, None, [], None
+    ex = _exercise(d) if cfg.exercise else None
+    ex = ex if isinstance(ex, Exercise) else None
     if not d.parsed or not runs_code(cfg):
-        return ACCEPTED, "", n, len(d.parsed), []
-    return ACCEPTED, "", n, None, _programs(d, cfg)
+        return ACCEPTED, "", n, len(d.parsed), [], ex
+    return ACCEPTED, "", n, None, _programs(d, cfg), ex
+
+
+def _failed_line(stderr: str, code: str) -> str | None:
+    """The program's line where its traceback ends (the assert that failed), or None."""
+    lines = re.findall(r'File "<snippet>", line (\d+)', stderr)
+    src = code.splitlines()
+    return src[int(lines[-1]) - 1].strip() if lines and int(lines[-1]) <= len(src) else None
 
 
 def verdict(results, cfg, n_parsed: int, programs: list[Program]) -> tuple[str, str, int]:
@@ -457,6 +549,8 @@ def verdict(results, cfg, n_parsed: int, programs: list[Program]) -> tuple[str, 
     snippets_ok = ok if cfg.standalone_snippets else (n_parsed if ok else 0)
     for k, r in enumerate(results, 1):
         where = f"snippet {k}: " if cfg.standalone_snippets else ""
+        if r.status == "error" and cfg.exercise and "tests_failed" in on and (r.error or "").startswith("AssertionError"):
+            return "tests_failed", f"{where}{_failed_line(r.stderr, programs[k - 1].code) or r.error}"[:300], snippets_ok
         if r.status == "timeout" and "snippet_timeout" in on:
             return "snippet_timeout", f"{where}{r.error}", snippets_ok
         if r.status in ("error", "killed", "truncated") and "snippet_error" in on:

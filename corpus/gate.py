@@ -3,7 +3,8 @@
 ``Gate(config)(table)`` fills ``gate`` (``accepted`` or the first failing check of
 ``corpus.checks.REGISTRY``), ``gate_detail``, ``n_snippets`` and ``snippets_ok`` (Python snippets
 that parsed and ran cleanly; null when the extract was rejected before its snippets ran; with
-both sandbox checks skipped, the snippets that parsed) for the rows whose ``gate`` is still
+both sandbox checks skipped, the snippets that parsed) and, for exercises (``exercise: true``), the
+``statement``, ``solution`` and ``tests`` columns, for the rows whose ``gate`` is still
 null: a verdict once written is never recomputed (a sandbox timeout under load must not change
 an already-decided corpus). Snippets run only for extracts that passed every other check, in
 one warm sandbox pool per stage (``workers`` processes, default all cores).
@@ -23,7 +24,8 @@ from corpus.sandbox import Sandbox
 from corpus.settings import GateConfig
 from corpus.stage import Stage, set_column
 
-_TYPES = {"gate": pa.string(), "gate_detail": pa.string(), "n_snippets": pa.int32(), "snippets_ok": pa.int32()}
+_TYPES = {"gate": pa.string(), "gate_detail": pa.string(), "n_snippets": pa.int32(), "snippets_ok": pa.int32(),
+          "statement": pa.string(), "solution": pa.string(), "tests": pa.string()}
 
 
 @dataclass
@@ -58,11 +60,13 @@ class Gate(Stage):
         todo = [i for i, g in enumerate(old["gate"]) if g is None]
         if todo:
             texts = table.column("text").to_pylist()
-            reasons = table.column("finish_reason").to_pylist() if "finish_reason" in table.column_names else [None] * n
+            reasons, outlines = ((table.column(c).to_pylist() if c in table.column_names else [None] * n) for c in ("finish_reason", "outline"))
             pending: list[_Pending] = []
             for i in todo:
-                gate, detail, k, ok, programs = check_text(texts[i], reasons[i], self.cfg)
+                gate, detail, k, ok, programs, ex = check_text(texts[i], reasons[i], self.cfg, outlines[i])
                 old["gate"][i], old["gate_detail"][i], old["n_snippets"][i], old["snippets_ok"][i] = gate, detail, k, ok
+                if ex is not None:
+                    old["statement"][i], old["solution"][i], old["tests"][i] = ex.statement, ex.solution, ex.tests
                 if programs:
                     pending.append(_Pending(i, programs, k))
             if pending:

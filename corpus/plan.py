@@ -30,6 +30,7 @@ import jinja2
 import jinja2.meta
 import numpy as np
 
+from corpus.checks import key_sentence
 from corpus.config import ConfigError
 from corpus.recipe import Recipe
 from corpus.taxonomy import SEP
@@ -176,12 +177,13 @@ class Plan:
 
     # -- rendering ----------------------------------------------------------------
     def render(self, p: Prompt, stage: str = "extract", outline: str | None = None) -> str:
-        """The user message of ``stage`` ("outline" or "extract") for prompt ``p``."""
+        """The user message of ``stage`` ("outline" or "extract") for prompt ``p``; the extract
+        template sees ``outline`` and the sentence it names (``key_sentence``, None without one)."""
         if stage == "outline":
             if self.t_outline is None:
                 raise ValueError(f"recipe {self.recipe.name!r} has no outline stage")
             return self.t_outline.render(p.context).strip()
-        return self.t_extract.render(p.context, outline=outline).strip()
+        return self.t_extract.render(p.context, outline=outline, key_sentence=key_sentence(outline)).strip()
 
     def system(self, p: Prompt) -> str | None:
         if self._system_const is not None or self.t_system is None:

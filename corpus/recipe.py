@@ -39,6 +39,7 @@ from corpus.config import (
 )
 from corpus.records import record_schema
 from corpus.settings import (
+    CardConfig,
     DecontamConfig,
     DedupConfig,
     EngineConfig,
@@ -81,6 +82,8 @@ class Recipe:
     """Removal of extracts that overlap evaluation benchmarks (n-gram coverage of their tasks)."""
     tokenizer: TokenCounter = field(default_factory=TokenCounter)
     """The tokenizer that counts the budget and every record's ``n_tokens``."""
+    card: CardConfig = field(default_factory=CardConfig)
+    """What the dataset card says the corpus is (description, tags)."""
 
     def validate(self):
         for name in self.taxonomy.words:

@@ -43,6 +43,9 @@ _TAIL = [
     pa.field("gate_detail", pa.string()),
     pa.field("n_snippets", pa.int32()),
     pa.field("snippets_ok", pa.int32()),  # snippets that parsed and ran cleanly
+    pa.field("statement", pa.string()),  # exercises (gate.exercise): signature + docstring,
+    pa.field("solution", pa.string()),  # the function's body after its docstring,
+    pa.field("tests", pa.string()),  # and the asserts that call it
     pa.field("dup_of", pa.string()),  # id of the kept near/exact duplicate
     pa.field("contaminated_by", pa.list_(pa.string())),  # benchmark task ids
 ]

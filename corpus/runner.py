@@ -389,7 +389,7 @@ def build(
 
 def _stats(recipe: Recipe, plan: Plan, run: Path, tokens: int, tally: Tally, last_id) -> dict:
     labels = tally.kept_labels
-    topics = labels.get("topic", Counter())
+    leads = labels.get(plan.primary, Counter())  # the plan's primary entity: topic leaves, else the first word list or axis
     gate = tally.gate
     exact, near = tally.dropped("dedup", "exact"), tally.dropped("dedup", "near")
     contaminated = tally.stages["decontam"]
@@ -438,10 +438,11 @@ def _stats(recipe: Recipe, plan: Plan, run: Path, tokens: int, tally: Tally, las
         },
         "timings_s": {k: round(v, 3) for k, v in tally.seconds.items()},
         "diversity": {
+            "primary": plan.primary,
             "leaves_total": plan.L,
-            "leaves_covered": len(topics),
-            "min_docs_per_covered_leaf": min(topics.values()) if topics else 0,
-            "max_docs_per_leaf": max(topics.values()) if topics else 0,
+            "leaves_covered": len(leads),
+            "min_docs_per_covered_leaf": min(leads.values()) if leads else 0,
+            "max_docs_per_leaf": max(leads.values()) if leads else 0,
             "audiences": dict(labels.get("audience", Counter()).most_common()),
             "axes": {a: dict(labels.get(a, Counter()).most_common()) for a in recipe.entity_axes},
             "per_value": {col: _per_value(tally, col) for col in ("branch", "audience", *recipe.entity_axes)},

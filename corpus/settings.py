@@ -37,9 +37,20 @@ class TaxonomyConfig:
 
 
 @dataclass
+class CardConfig:
+    """What the dataset card says the corpus is."""
+
+    description: str = ""
+    """One or two sentences on what the documents are, opening the card."""
+    tags: list[str] = field(default_factory=list)
+    """Hugging Face dataset tags besides ``synthetic`` (e.g. textbooks, python, code)."""
+
+
+@dataclass
 class Templates:
     """Jinja2 templates. Variables: topic, leaf, branch, path (list), audience,
-    audience_description, every axis by name, and ``outline`` in the extract stage."""
+    audience_description, every word list and axis by name, and in the extract stage ``outline`` (the first
+    stage's text) and ``key_sentence`` (its "Sentence:" line, which the gate's outline_not_followed requires)."""
 
     extract: str
     """The final request: the textbook extract."""
@@ -199,6 +210,11 @@ class GateConfig:
     standalone_snippets: bool = True
     """snippet_error: true runs each snippet on its own (the default template asks for that);
     false runs an extract's snippets in order as one program (later ones may use earlier definitions)."""
+    exercise: bool = False
+    """Each extract is one exercise (phi-1's CodeExercises): a function whose docstring states the task,
+    its body the solution, and top-level asserts that call it. Checked by bad_exercise, no_tests and
+    tests_failed (run the snippets together: ``standalone_snippets: false`` when tests may sit in a
+    block of their own); the record's ``statement``, ``solution`` and ``tests`` columns hold the parts."""
     timeout: float = 5.0
     """snippet_timeout: wall-clock seconds per program (CPU time is capped at the same)."""
     memory_mb: int = 1024

@@ -156,7 +156,7 @@ def cmd_show(args) -> int:
 
 
 def _print_records(rows: list[dict]) -> None:
-    label_keys = [k for k in rows[0] if k not in {"id", "index", "text", "prompt", "outline", "gate_detail"}]
+    label_keys = [k for k in rows[0] if k not in {"id", "index", "text", "prompt", "outline", "gate_detail", "statement", "solution", "tests"}]
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.markdown import Markdown

@@ -65,6 +65,27 @@ def test_build_stops_at_the_first_record_reaching_the_budget(vllm_engine, smoke_
     assert {p: p.stat().st_mtime_ns for p in (run / "generated").iterdir()} == mtimes
 
 
+def test_a_recipe_of_word_lists_builds_with_every_entity_as_a_label(vllm_engine, smoke_model, tmp_path):
+    # tinystories: no topic tree, no audience; the smoke model's noise passes the checks the smoke recipe keeps.
+    recipe = load_recipe("tinystories", {"engine.model": str(smoke_model), **SMALL, "gate.skip": load_recipe("smoke").gate.skip,
+                                         "gate.min_words": 1})
+    run = tmp_path / "run"
+    stats = build(recipe, run, 300, engine=vllm_engine)
+    table = pq.read_table(sorted((run / "corpus").glob("part-*.parquet")))
+    assert table.num_rows == stats["counts"]["kept"] > 0
+    for col in ("verb", "noun", "adjective", "features"):
+        assert table.column(col).null_count == 0, col
+    assert table.column("topic").null_count == table.column("audience").null_count == table.num_rows
+    assert all(len(set(f.split("; "))) == 2 for f in table.column("features").to_pylist())
+    d = stats["diversity"]
+    assert d["primary"] == "verb" and d["leaves_total"] == len(recipe.words["verb"].words) and d["leaves_covered"] > 0
+    card = (run / "corpus" / "README.md").read_text()
+    assert "- stories" in card and "- textbooks" not in card and "Short stories in very simple words" in card
+    assert f"one value of noun ({len(recipe.words['noun'].words):,})" in card and "values of verb appear" in card
+    report = (run / "report.md").read_text()
+    assert "values of verb covered" in report and (run / "report-axes.png").stat().st_size > 0
+
+
 def test_default_build_prints_only_its_own_lines(smoke_model, tmp_path):
     """vLLM in process (its engine processes included) is quiet unless -v: the output holds the
     build's own lines and nothing else."""

@@ -66,3 +66,25 @@ def test_console_script_errors_are_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "corpus", "topics", "--recipe", str(bad)], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"{bad}:3: sed: unknown key" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "recipe, entities, stage",
+    [
+        ("tinystories", ["verb", "noun", "adjective", "features"], "prompt"),
+        ("exercises", ["topic", "audience", "difficulty"], "prompt"),
+        ("textbooks-outline", ["topic", "audience", "feature"], "outline_prompt"),
+    ],
+)
+def test_prompts_of_the_method_recipes_show_their_entities(capsys, recipe, entities, stage):
+    assert main(["prompts", "--recipe", recipe, "--range", "0:4", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 4
+    for r in rows:
+        assert set(r) == {"id", "index", "seed", "system", stage, *entities}
+        assert all(r[e] for e in entities)
+    if recipe == "tinystories":  # one verb, noun and adjective, two distinct features, all in the prompt
+        for r in rows:
+            a, b = r["features"].split("; ")
+            assert a != b and all(w in r["prompt"] for w in (f'"{r["verb"]}"', f'"{r["noun"]}"', f'"{r["adjective"]}"', f"{a}, {b}"))
+        assert len({r["noun"] for r in rows}) == 4
