@@ -1,15 +1,18 @@
 """Model presets: Llama-style ``transformers`` configs from a CPU smoke size to phi-1's shape.
 
 Vocabulary size and the end-of-text id come from the packed data's tokenizer; everything
-else from a preset, optionally overridden by a YAML file of the same keys.
+else from a preset, optionally overridden by a YAML file of the same keys, or, to finetune,
+from the ``config.json`` of an exported model (``from_pretrained``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 from corpus.config import ConfigError, Located, build, load_yaml
+from pretrain.tokenizer import tokenizer_hash
 
 
 @dataclass
@@ -91,6 +94,40 @@ def hf_config(cfg: ModelConfig, vocab_size: int, eos_id: int):
         bos_token_id=eos_id,
         eos_token_id=eos_id,
         pad_token_id=eos_id,
+    )
+
+
+def from_pretrained(model_dir: str | Path, meta: dict) -> ModelConfig:
+    """The config of a model exported by ``corpus pretrain`` (the inverse of ``hf_config``), after
+    checking that it shares the packed data's tokenizer (``meta``: its ``meta.json``)."""
+    from transformers import AutoConfig
+
+    d = Path(model_dir)
+    if not (d / "config.json").is_file():
+        raise ConfigError(f"--init-from {d}: no config.json (expected a model exported by `corpus pretrain`, e.g. OUT/final)")
+    hf = AutoConfig.from_pretrained(d)
+    if hf.model_type != "llama":
+        raise ConfigError(f"--init-from {d}: a {hf.model_type!r} model; expected a Llama model exported by `corpus pretrain`")
+    if not (d / "tokenizer.json").is_file():
+        raise ConfigError(f"--init-from {d}: no tokenizer.json to check against the packed data's tokenizer")
+    mine = (tokenizer_hash(d), hf.vocab_size, hf.eos_token_id)
+    theirs = (meta["tokenizer_hash"], meta["vocab_size"], meta["eos_id"])
+    if mine != theirs:
+        raise ConfigError(
+            f"--init-from {d}: tokenizer {mine[0]} (vocabulary {mine[1]}, end-of-text id {mine[2]}) differs from the "
+            f"packed data's {theirs[0]} (vocabulary {theirs[1]}, end-of-text id {theirs[2]}); pack with the model's "
+            f"tokenizer: corpus pack --tokenizer {d}"
+        )
+    return ModelConfig(
+        hidden_size=hf.hidden_size,
+        num_layers=hf.num_hidden_layers,
+        num_heads=hf.num_attention_heads,
+        num_kv_heads=0 if hf.num_key_value_heads == hf.num_attention_heads else hf.num_key_value_heads,
+        intermediate_size=hf.intermediate_size,
+        seq_len=hf.max_position_embeddings,
+        tie_embeddings=hf.tie_word_embeddings,
+        rope_theta=hf.rope_parameters["rope_theta"],
+        init_std=hf.initializer_range,
     )
 
 

@@ -5,6 +5,12 @@ concatenation in shard then row order (uint16 when the vocabulary fits, else uin
 with ``np.memmap``. A document goes to validation when the hash of its id falls below
 ``val_fraction``: the split depends on the document alone, never on its position, so it
 is stable when the corpus grows and a document can never be in both splits.
+
+``format="exercises"`` packs exercise records (phi-1's CodeExercises) for finetuning: each
+document is the tokens of its ``statement`` (signature + docstring), then of its ``solution``,
+then end-of-text, each part tokenized on its own (as a prompt is at inference). A parallel
+``train.mask.bin`` / ``val.mask.bin`` (uint8, one byte per token) marks the tokens the loss is
+on: 1 for the solution and its end-of-text, 0 for the statement.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from corpus.progress import Progress
 from pretrain.tokenizer import EOS, corpus_hash, corpus_shards, iter_batches, tokenizer_hash
 
 META = "meta.json"
+# The columns each format tokenizes, in order; the first one of exercises is the prompt.
+FORMATS = {"text": ("text",), "exercises": ("statement", "solution")}
 
 
 def is_val(doc_key: str, val_fraction: float) -> bool:
@@ -36,9 +44,13 @@ def load_meta(data: str | Path) -> dict:
     return meta
 
 
-def pack(corpus: str | Path, tokenizer: str | Path, out: str | Path, val_fraction: float = 0.01, batch_size: int = 1024) -> dict:
+def pack(corpus: str | Path, tokenizer: str | Path, out: str | Path, val_fraction: float = 0.01, batch_size: int = 1024,
+         format: str = "text") -> dict:
+    import pyarrow.parquet as pq
     from tokenizers import Tokenizer
 
+    if format not in FORMATS:
+        raise ConfigError(f"--format {format}: expected one of: {', '.join(FORMATS)}")
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"--val-fraction {val_fraction}: must be in [0, 1)")
     tok_path = Path(tokenizer) / "tokenizer.json"
@@ -51,38 +63,55 @@ def pack(corpus: str | Path, tokenizer: str | Path, out: str | Path, val_fractio
     vocab = tok.get_vocab_size()
     dtype = np.uint16 if vocab <= 2**16 else np.uint32
     shards = corpus_shards(corpus)
+    fields, masked = FORMATS[format], format == "exercises"
+    for s in shards:
+        columns = pq.read_schema(s).names
+        if missing := [c for c in fields if c not in columns]:
+            raise ConfigError(f"{s}: no {' or '.join(map(repr, missing))} column for --format {format} (columns: {', '.join(columns)})")
     total_docs = sum(_num_rows(s) for s in shards)
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / META).unlink(missing_ok=True)  # the old pack is invalid from here until the new meta lands
+    names = ["train.bin", "val.bin", "train.mask.bin", "val.mask.bin"]
+    for name in names[2:]:
+        (out / name).unlink(missing_ok=True)  # an older exercises pack's masks
+    files = names if masked else names[:2]
     tokens = {"train": 0, "val": 0}
     docs = {"train": 0, "val": 0}
+    solution = {"train": 0, "val": 0}
     # A line per ~2% of the documents in a log (and per batch on a terminal).
     every = max(batch_size, total_docs // 50)
     with ExitStack() as stack, Progress("pack", total=total_docs, unit="docs", every=every) as bar:
-        # Each split streams into a temporary file, renamed into place only when all went well.
-        files = {}
-        for split in ("train", "val"):
-            tmp = stack.enter_context(atomic_path(out / f"{split}.bin"))
-            files[split] = stack.enter_context(open(tmp, "wb"))  # closed before its rename
-        for b in iter_batches(shards, ["id", "text"], batch_size):
-            keys = b.get("id") or b["text"]
+        # Each file streams into a temporary file, renamed into place only when all went well.
+        fh = {}
+        for name in files:
+            tmp = stack.enter_context(atomic_path(out / name))
+            fh[name] = stack.enter_context(open(tmp, "wb"))  # closed before its rename
+        for b in iter_batches(shards, ["id", *fields], batch_size, required=fields):
+            keys = b.get("id") or b[fields[0]]
             # encode_batch tokenizes the batch on all cores (Rust threads).
-            for key, enc in zip(keys, tok.encode_batch(b["text"], add_special_tokens=False)):
+            encoded = [tok.encode_batch(b[c], add_special_tokens=False) for c in fields]
+            for key, *parts in zip(keys, *encoded):
                 split = "val" if is_val(key, val_fraction) else "train"
-                ids = np.asarray(enc.ids + [eos], dtype=dtype)
-                files[split].write(ids.tobytes())
+                ids = np.asarray([i for p in parts for i in p.ids] + [eos], dtype=dtype)
+                fh[f"{split}.bin"].write(ids.tobytes())
                 tokens[split] += len(ids)
                 docs[split] += 1
-            bar.update(len(b["text"]), f"{tokens['train'] + tokens['val']:,} tokens")
+                if masked:
+                    mask = np.ones(len(ids), dtype=np.uint8)
+                    mask[: len(parts[0].ids)] = 0  # the statement: context, no loss
+                    fh[f"{split}.mask.bin"].write(mask.tobytes())
+                    solution[split] += len(ids) - len(parts[0].ids)
+            bar.update(len(keys), f"{tokens['train'] + tokens['val']:,} tokens")
     tok_out = out / "tokenizer"
     if tok_out.resolve() != Path(tokenizer).resolve():
         with atomic_dir(tok_out) as tmp:
             shutil.copytree(tokenizer, tmp, dirs_exist_ok=True)
-    for name in ("train.bin", "val.bin", "tokenizer"):
+    for name in (*names, "tokenizer"):
         remove_stale(out, name)  # left by a killed pack
     meta = {
+        "format": format,
         "tokens": tokens,
         "documents": docs,
         "dtype": np.dtype(dtype).name,
@@ -95,6 +124,8 @@ def pack(corpus: str | Path, tokenizer: str | Path, out: str | Path, val_fractio
         "corpus": str(Path(corpus).resolve()),
         "shards": [s.name for s in shards],
     }
+    if masked:
+        meta["solution_tokens"] = solution  # mask = 1: the tokens the finetuning loss is on
     # Written last: a directory with meta.json is a complete pack.
     write_marker(out / META, meta)
     return meta

@@ -36,14 +36,15 @@ def corpus_shards(corpus: str | Path) -> list[Path]:
     return shards
 
 
-def iter_batches(shards: list[Path], columns: list[str], batch_size: int = 1024) -> Iterator[dict[str, list]]:
-    """Record batches as column lists, in shard then row order; rows without text are skipped."""
+def iter_batches(shards: list[Path], columns: list[str], batch_size: int = 1024,
+                 required: tuple[str, ...] = ("text",)) -> Iterator[dict[str, list]]:
+    """Record batches as column lists, in shard then row order; rows with an empty ``required`` column are skipped."""
     for s in shards:
         f = pq.ParquetFile(s)
         cols = [c for c in columns if c in f.schema_arrow.names]
         for rb in f.iter_batches(batch_size=batch_size, columns=cols):
             d = rb.to_pydict()
-            keep = [i for i, t in enumerate(d["text"]) if t]
+            keep = [i for i in range(rb.num_rows) if all(d[c][i] for c in required)]
             yield {c: [d[c][i] for i in keep] for c in cols}
 
 

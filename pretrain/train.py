@@ -16,6 +16,13 @@ the step directory already exists, so it holds a complete checkpoint at every mo
 ``--resume auto`` takes the newest directory with a marker, so a write cut off by a kill is never
 resumed from, and the next save removes what such a write left behind.
 
+Finetuning (phi-1's stage on exercises): ``--init-from`` starts from an exported model instead of
+a fresh init, and data packed with ``--format exercises`` carries a mask: prompt targets are
+ignored, so the loss (trained on and reported) is the mean over solution tokens. Each step's loss
+is a sum over its targets divided by the global batch's target count (computed from the mask on
+every rank alike), so accumulation and DDP weigh every solution token equally. Windows of masked
+data start at document starts, so each opens with a whole statement.
+
 SIGUSR1 / SIGTERM (and ``--stop-at``) stop at the next step boundary after a checkpoint with
 exit code 75 (EXIT_INTERRUPTED) and ``OUT/STOPPED.json``; a run that reaches its last step exits 0.
 """
@@ -41,7 +48,7 @@ import numpy as np
 from corpus.config import ConfigError
 from corpus.io import atomic_dir, remove_stale, write_json, write_marker, write_text
 from corpus.progress import Progress
-from pretrain.model import hf_config, resolve
+from pretrain.model import from_pretrained, hf_config, resolve
 from pretrain.pack import load_meta
 
 # "Temporary failure, try again" (sysexits.h): stopped early with a complete checkpoint.
@@ -50,6 +57,8 @@ MARKER = "COMPLETE"
 # Also written when stopping early: torchrun reports any failed worker as exit 1, so a script
 # launched through torchrun tests for this file instead of the exit code. Removed when a run starts.
 STOPPED = "STOPPED.json"
+# The label of a target the loss ignores (a prompt token): cross_entropy's default ignore_index.
+IGNORE = -100
 
 # Dense bf16 peak FLOP/s per GPU, from the vendors' datasheets, for MFU.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "L4": 121e12}
@@ -65,6 +74,8 @@ class TrainArgs:
     "model size preset: smoke, 20m, 125m, 350m, 1.3b"
     model_config: str | None = None
     "YAML file of model config keys that override the preset"
+    init_from: str | None = None
+    "exported model directory (a run's final/) to finetune instead of a fresh init; its config.json replaces --preset"
     max_steps: int = 0
     "optimizer steps to train (or use max_tokens)"
     max_tokens: int = 0
@@ -115,6 +126,8 @@ class TrainArgs:
                 yield k, "must be positive"
         if not 0 <= self.min_lr_ratio <= 1:
             yield "min_lr_ratio", "must be in [0, 1]"
+        if self.init_from and self.model_config:
+            yield "model_config", "the model's shape comes from --init-from"
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -125,12 +138,24 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def batch_offsets(n_tokens: int, seq_len: int, n_seqs: int, seed: int, step: int, sampling: str) -> np.ndarray:
-    """Start offsets of the ``n_seqs`` sequences of global step ``step`` (0-based)."""
+def batch_offsets(n_tokens: int, seq_len: int, n_seqs: int, seed: int, step: int, sampling: str,
+                  starts: np.ndarray | None = None) -> np.ndarray:
+    """Start offsets of the ``n_seqs`` sequences of global step ``step`` (0-based); drawn from
+    ``starts`` (document starts) when given: random ones, or the next ones in order."""
+    if starts is not None:
+        if sampling == "random":
+            return starts[np.random.default_rng([seed, step]).integers(0, len(starts), size=n_seqs)]
+        return starts[(step * n_seqs + np.arange(n_seqs)) % len(starts)]
     if sampling == "random":
         return np.random.default_rng([seed, step]).integers(0, n_tokens - seq_len, size=n_seqs)
     windows = (n_tokens - 1) // seq_len
     return ((step * n_seqs + np.arange(n_seqs)) % windows) * seq_len
+
+
+def doc_starts(tokens: np.ndarray, eos: int, seq_len: int) -> np.ndarray:
+    """Offsets where a document begins (0 and after each end-of-text) and a window of ``seq_len + 1`` fits."""
+    starts = np.concatenate([[0], np.flatnonzero(tokens == eos) + 1])
+    return starts[starts < len(tokens) - seq_len]
 
 
 def find_checkpoint(resume: str, ckpt_dir: Path) -> Path | None:
@@ -214,8 +239,9 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
     # -- data and shapes -------------------------------------------------------------
     data, out = Path(a.data), Path(a.out)
     meta = load_meta(data)
-    cfg = resolve(a.preset, a.model_config)
+    cfg = from_pretrained(a.init_from, meta) if a.init_from else resolve(a.preset, a.model_config)
     T = cfg.seq_len
+    masked = meta.get("format", "text") == "exercises"
     train_tok = np.memmap(data / "train.bin", dtype=meta["dtype"], mode="r")
     # No evaluation when the validation split cannot fill one sequence (e.g. --val-fraction 0).
     val_tok = np.memmap(data / "val.bin", dtype=meta["dtype"], mode="r") if meta["tokens"]["val"] > T else None
@@ -223,6 +249,12 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
         raise ConfigError(f"{data}/train.bin: {len(train_tok)} tokens, meta.json says {meta['tokens']['train']}; re-run `corpus pack`")
     if len(train_tok) < T + 2:
         raise ConfigError(f"{data}: {len(train_tok)} training tokens, fewer than one sequence of {T + 1}")
+    # Masked data: the loss mask (1 = a solution target) and the document starts windows begin at.
+    train_mask = np.memmap(data / "train.mask.bin", dtype=np.uint8, mode="r") if masked else None
+    val_mask = np.memmap(data / "val.mask.bin", dtype=np.uint8, mode="r") if masked and val_tok is not None else None
+    if masked and len(train_mask) != len(train_tok):
+        raise ConfigError(f"{data}/train.mask.bin: {len(train_mask)} bytes for {len(train_tok)} tokens; re-run `corpus pack`")
+    train_starts = doc_starts(train_tok, meta["eos_id"], T) if masked else None
     per_step = world * a.micro_batch * T
     batch_tokens = a.batch_tokens or per_step
     if batch_tokens % per_step:
@@ -237,7 +269,10 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
 
     # -- model and optimizer ---------------------------------------------------------
     torch.manual_seed(a.seed)  # identical initial weights on every rank
-    raw = LlamaForCausalLM(hf_config(cfg, V, meta["eos_id"])).to(device)
+    if a.init_from:  # float32 master weights, as a fresh init (autocast does bf16 on GPU)
+        raw = LlamaForCausalLM.from_pretrained(a.init_from, dtype=torch.float32).to(device)
+    else:
+        raw = LlamaForCausalLM(hf_config(cfg, V, meta["eos_id"])).to(device)
     n_params = sum(p.numel() for p in raw.parameters())
     decay = [p for p in raw.parameters() if p.dim() >= 2]
     no_decay = [p for p in raw.parameters() if p.dim() < 2]  # norms (and biases, if any)
@@ -290,6 +325,11 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
         tb = SummaryWriter(str(out / "tb"), purge_step=start + 1)
         print(f"pretrain: {n_params / 1e6:.1f}M params, {world} process(es), {batch_tokens:,} tokens/step "
               f"({a.micro_batch} x {T} x {accum} accum x {world}), steps {start}->{total}", file=sys.stderr)
+        if a.init_from:
+            print(f"pretrain: initialised from {a.init_from}", file=sys.stderr)
+        if masked:
+            print(f"pretrain: loss on solution tokens only ({meta['solution_tokens']['train']:,} of "
+                  f"{len(train_tok):,} training tokens)", file=sys.stderr)
     flops_per_token = 6 * n_params + 12 * cfg.num_layers * cfg.hidden_size * T
     peak = next((f for k, f in PEAK_FLOPS.items() if cuda and k in torch.cuda.get_device_name(device)), None)
 
@@ -302,25 +342,31 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
             if k != "step" and isinstance(v, (int, float)):
                 tb.add_scalar(k, v, entry["step"])
 
-    def batch(tokens, offsets):
+    def batch(tokens, mask, offsets):
         x = np.stack([tokens[o : o + T + 1] for o in offsets]).astype(np.int64)
-        x = torch.from_numpy(x).to(device, non_blocking=True)
-        return x[:, :-1], x[:, 1:]
+        x, y = x[:, :-1], x[:, 1:]
+        if mask is not None:  # prompt targets carry no loss
+            y = np.where(np.stack([mask[o + 1 : o + T + 1] for o in offsets]) == 1, y, IGNORE)
+        return torch.from_numpy(x).to(device, non_blocking=True), torch.from_numpy(y).to(device, non_blocking=True)
+
+    def n_targets(mask, offsets) -> int:
+        """Targets the loss counts in these windows: every one, or the masked-in ones."""
+        return len(offsets) * T if mask is None else int(sum(mask[o + 1 : o + T + 1].sum() for o in offsets))
 
     def evaluate() -> float:
         # Fixed, evenly spaced windows: every evaluation of every run measures the same tokens.
-        windows = (len(val_tok) - 1) // T
-        offs = np.linspace(0, windows - 1, min(windows, a.eval_batches * a.micro_batch * world)).astype(np.int64) * T
+        starts = doc_starts(val_tok, meta["eos_id"], T) if masked else np.arange((len(val_tok) - 1) // T) * T
+        offs = starts[np.linspace(0, len(starts) - 1, min(len(starts), a.eval_batches * a.micro_batch * world)).astype(np.int64)]
         mine = offs[rank::world]
         tot = torch.zeros(2, dtype=torch.float64, device=device)
         model.eval()
         with torch.no_grad():
             for i in range(0, len(mine), a.micro_batch):
-                x, y = batch(val_tok, mine[i : i + a.micro_batch])
+                x, y = batch(val_tok, val_mask, mine[i : i + a.micro_batch])
                 with autocast:
                     logits = local(input_ids=x, use_cache=False).logits
                 tot[0] += F.cross_entropy(logits.float().reshape(-1, V), y.reshape(-1), reduction="sum").double()
-                tot[1] += y.numel()
+                tot[1] += (y != IGNORE).sum()
         model.train()
         if ddp:
             dist.all_reduce(tot)
@@ -367,17 +413,20 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
         model.train()
         step, t_last, tok_last = start, time.perf_counter(), start * batch_tokens
         while step < total:
-            offs = batch_offsets(len(train_tok), T, n_seqs, a.seed, step, a.sampling)
+            offs = batch_offsets(len(train_tok), T, n_seqs, a.seed, step, a.sampling, train_starts)
             mine = offs[rank * (n_seqs // world) : (rank + 1) * (n_seqs // world)]
+            # Sum over targets / the whole batch's count, x world against DDP's gradient averaging:
+            # loss_sum averaged over the ranks is the global batch's mean over its targets.
+            scale = world / max(1, n_targets(train_mask, offs))
             loss_sum = torch.zeros((), device=device)
             for i in range(accum):
-                x, y = batch(train_tok, mine[i * a.micro_batch : (i + 1) * a.micro_batch])
+                x, y = batch(train_tok, train_mask, mine[i * a.micro_batch : (i + 1) * a.micro_batch])
                 if ddp:  # all-reduce gradients only on the last micro-step
                     model.require_backward_grad_sync = i == accum - 1
                 with autocast:
                     logits = model(input_ids=x, use_cache=False).logits
-                loss = F.cross_entropy(logits.float().reshape(-1, V), y.reshape(-1))
-                (loss / accum).backward()
+                loss = F.cross_entropy(logits.float().reshape(-1, V), y.reshape(-1), reduction="sum") * scale
+                loss.backward()
                 loss_sum += loss.detach()
             grad_norm = torch.nn.utils.clip_grad_norm_(raw.parameters(), a.grad_clip) if a.grad_clip > 0 else None
             lr = sched.get_last_lr()[0]
@@ -387,14 +436,13 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
             step += 1
 
             if step % a.log_every == 0 or step == total or step == start + 1:
-                loss_avg = loss_sum / accum
                 if ddp:
-                    dist.all_reduce(loss_avg, op=dist.ReduceOp.AVG)
+                    dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
                 if cuda:
                     torch.cuda.synchronize()
                 now, tokens = time.perf_counter(), step * batch_tokens
                 tps = (tokens - tok_last) / (now - t_last)
-                entry = {"step": step, "loss": loss_avg.item(), "lr": lr, "tokens": tokens, "tokens_per_s": round(tps, 1)}
+                entry = {"step": step, "loss": loss_sum.item(), "lr": lr, "tokens": tokens, "tokens_per_s": round(tps, 1)}
                 if grad_norm is not None:
                     entry["grad_norm"] = grad_norm.item()
                 if peak:

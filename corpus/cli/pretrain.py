@@ -20,8 +20,9 @@ def cmd_tokenizer(args) -> int:
 def cmd_pack(args) -> int:
     from pretrain.pack import pack
 
-    meta = pack(args.corpus, args.tokenizer, args.out, args.val_fraction)
-    print(json.dumps({k: meta[k] for k in ("tokens", "documents", "dtype", "tokenizer_hash", "corpus_hash")}))
+    meta = pack(args.corpus, args.tokenizer, args.out, args.val_fraction, format=args.format)
+    keys = ("format", "tokens", "documents", "solution_tokens", "dtype", "tokenizer_hash", "corpus_hash")
+    print(json.dumps({k: meta[k] for k in keys if k in meta}))
     return 0
 
 
@@ -69,6 +70,8 @@ def _field_docs(cls) -> dict[str, str]:
 
 
 def register(sub) -> None:
+    from pretrain.pack import FORMATS
+
     p = sub.add_parser(
         "tokenizer",
         help="train a byte-level BPE tokenizer on a corpus",
@@ -87,12 +90,17 @@ def register(sub) -> None:
         description="Tokenize every document (in parallel), append <|endoftext|>, and write flat token files "
         "OUT/train.bin and OUT/val.bin (uint16 when the vocabulary fits, else uint32), OUT/meta.json (tokens, "
         "documents, tokenizer and corpus hashes; written last) and a copy of the tokenizer in OUT/tokenizer/. "
-        "A document is in validation when xxh64(id) / 2**64 < --val-fraction. Deterministic.",
+        "A document is in validation when xxh64(id) / 2**64 < --val-fraction. Deterministic. "
+        "--format exercises (finetuning data, phi-1's CodeExercises): each row's `statement` tokens, then its "
+        "`solution` tokens, then <|endoftext|>, with OUT/train.mask.bin and OUT/val.mask.bin (uint8 per token: "
+        "1 = solution or <|endoftext|>, the tokens the loss is on; 0 = statement).",
     )
     p.add_argument("--corpus", required=True, help="run dir or its corpus/ dir holding part-*.parquet")
     p.add_argument("--tokenizer", required=True, help="directory written by `corpus tokenizer`")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--val-fraction", type=float, default=0.01, help="share of documents for validation (default 0.01)")
+    p.add_argument("--format", choices=list(FORMATS), default="text",
+                   help="text: the `text` column; exercises: `statement` + `solution` with a loss mask (default text)")
     p.set_defaults(func=cmd_pack)
 
     p = sub.add_parser(
@@ -103,7 +111,10 @@ def register(sub) -> None:
         "Multi-GPU/multi-node: `torchrun --nproc-per-node N -m corpus pretrain ...` (NCCL; gloo on CPU). "
         "Logs OUT/train_log.jsonl and OUT/tb/; checkpoints OUT/checkpoints/step-NNNNNNNN/ (atomic, COMPLETE "
         "marker last); exports OUT/final/ with save_pretrained + tokenizer. Exit codes: 0 done, 2 bad input, "
-        "75 stopped early by SIGUSR1/SIGTERM/--stop-at after writing a checkpoint (rerun with --resume auto).",
+        "75 stopped early by SIGUSR1/SIGTERM/--stop-at after writing a checkpoint (rerun with --resume auto). "
+        "Finetuning: --init-from MODEL_DIR (an exported final/, same tokenizer as --data) instead of a fresh init; "
+        "on data packed with --format exercises the loss (and the logged loss/val_loss) is over solution tokens only "
+        "and training windows start at document starts.",
     )
     _train_flags(p)
     p.set_defaults(func=cmd_pretrain)
