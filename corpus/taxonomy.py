@@ -10,6 +10,9 @@ A topic file (``topics/*.yaml``)::
         Sorting:                  # sub-branch (a mapping)...
           - Insertion sort        # ...or a list of leaves: specific, teachable concepts
           - Stability of a sort
+          - Merge sort: [Merging two sorted lists, Bottom-up merge sort]   # a list item with children: a sub-branch
+    expansions:                   # optional: where each leaf added by ``corpus topics expand`` came from
+      Algorithms > Sorting > Merge sort > Merging two sorted lists: {model: M, date: D, parent: Merge sort, prompt_sha256: 12 hex}
 
 A word list (``words/*.yaml``; entities that are single words, e.g. TinyStories' vocabularies)::
 
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -74,6 +77,8 @@ class Taxonomy:
     leaves: tuple[tuple[str, ...], ...]
     sources: tuple[str, ...]
     digest: str  # sha256 of the files' contents: changes when the tree changes
+    expansions: dict[str, dict] = field(default_factory=dict)
+    """Provenance of the nodes an expansion added, by full path (the files' ``expansions``)."""
 
     def path(self, i: int) -> str:
         return SEP.join(self.leaves[i])
@@ -94,9 +99,13 @@ class Taxonomy:
         return min((len(leaf) for leaf in self.leaves), default=0)
 
 
+KEYS = ("name", "description", "provenance", "tree", "expansions")
+
+
 def load_topics(refs: list[str]) -> Taxonomy:
     leaves: list[tuple[str, ...]] = []
     seen: dict[str, str] = {}  # top branch -> file
+    expansions: dict[str, dict] = {}
     sources, digest = [], hashlib.sha256()
     for ref in refs:
         path = resolve("topics", ref)
@@ -105,10 +114,10 @@ def load_topics(refs: list[str]) -> Taxonomy:
         sources.append(str(path))
         data = loc.data
         if not isinstance(data, dict):
-            raise ConfigError(f"{loc.where(())}: expected a mapping with keys name, description, provenance, tree")
+            raise ConfigError(f"{loc.where(())}: expected a mapping with keys {', '.join(KEYS)}")
         for k in data:
-            if k not in ("name", "description", "provenance", "tree"):
-                raise ConfigError(f"{loc.where((k,))}: {k}: unknown key (expected one of: name, description, provenance, tree)")
+            if k not in KEYS:
+                raise ConfigError(f"{loc.where((k,))}: {k}: unknown key (expected one of: {', '.join(KEYS)})")
         tree = data.get("tree")
         if not isinstance(tree, dict) or not tree:
             raise ConfigError(f"{loc.where(('tree',))}: tree: expected a non-empty mapping of branches")
@@ -116,8 +125,24 @@ def load_topics(refs: list[str]) -> Taxonomy:
             if branch in seen:
                 raise ConfigError(f"{loc.where(('tree', branch))}: tree.{branch}: duplicate path (also in {seen[branch]})")
             seen[branch] = str(path)
+        start = len(leaves)
         _walk(tree, ("tree",), (), loc, leaves)
-    return Taxonomy(tuple(leaves), tuple(sources), digest.hexdigest())
+        nodes = {SEP.join(leaf[:n]) for leaf in leaves[start:] for n in range(1, len(leaf) + 1)}
+        expansions.update(_expansions(data.get("expansions", {}), nodes, loc))
+    return Taxonomy(tuple(leaves), tuple(sources), digest.hexdigest(), expansions)
+
+
+def _expansions(data, nodes: set[str], loc: Located) -> dict[str, dict]:
+    """A file's ``expansions``: full path -> provenance mapping; every key a node of the file's tree
+    (a leaf, or a branch when a later expansion grew children under it)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{loc.where(('expansions',))}: expansions: expected a mapping of leaf paths to provenance")
+    for path, value in data.items():
+        if path not in nodes:
+            raise ConfigError(f"{loc.where(('expansions', path))}: expansions: {path}: not a node of the tree")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{loc.where(('expansions', path))}: expansions: {path}: expected a mapping (model, date, parent, prompt_sha256)")
+    return data
 
 
 def _walk(node, key: tuple, path: tuple[str, ...], loc: Located, out: list) -> None:
@@ -125,12 +150,12 @@ def _walk(node, key: tuple, path: tuple[str, ...], loc: Located, out: list) -> N
     name = SEP.join(path) or "tree"
     if isinstance(node, dict):
         items = list(node.items())
-        children = [k for k, _ in items]
     elif isinstance(node, list):
-        items = [(v, None) for v in node]
-        children = node
+        # A list holds leaves, and sub-branches written as one-key mappings (``- Merge sort: [...]``).
+        items = [next(iter(v.items())) if isinstance(v, dict) and len(v) == 1 else (v, None) for v in node]
     else:
         raise ConfigError(f"{where}: {name}: expected a mapping of sub-topics or a list of leaf topics, got {type(node).__name__} {node!r:.40}")
+    children = [k for k, _ in items]
     if not items:
         raise ConfigError(f"{where}: {name}: empty node (expected at least one sub-topic or leaf)")
     normed: dict[str, str] = {}
@@ -145,13 +170,14 @@ def _walk(node, key: tuple, path: tuple[str, ...], loc: Located, out: list) -> N
             kind = "duplicate path" if normed[n] == child else f"near-identical to sibling {normed[n]!r}"
             raise ConfigError(f"{loc.where(ckey)}: {SEP.join(path + (child,))}: {kind}")
         normed[n] = child
-    if isinstance(node, dict):
-        for child, sub in items:
-            if sub is None:
-                raise ConfigError(f"{loc.where(key + (child,))}: {SEP.join(path + (child,))}: empty node (expected sub-topics or leaves)")
-            _walk(sub, key + (child,), path + (child,), loc, out)
-    else:
-        out.extend(path + (leaf,) for leaf in children)
+    for i, (child, sub) in enumerate(items):
+        if isinstance(node, list) and not isinstance(node[i], dict):
+            out.append(path + (child,))
+            continue
+        ckey = key + ((child,) if isinstance(node, dict) else (i, child))
+        if sub is None:
+            raise ConfigError(f"{loc.where(ckey)}: {SEP.join(path + (child,))}: empty node (expected sub-topics or leaves)")
+        _walk(sub, ckey, path + (child,), loc, out)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from corpus.config import ConfigError
 
 # Modules that add sub-commands: each has ``register(subparsers)``.
 COMMAND_MODULES: list[str] = [
+    "corpus.cli.topics",
     "corpus.cli.plan",
     "corpus.cli.recipe",
     "corpus.cli.smoke",

@@ -1,4 +1,4 @@
-"""``corpus topics``, ``corpus plan`` and ``corpus prompts``: the taxonomies and the prompt plan."""
+"""``corpus plan`` and ``corpus prompts``: the prompt plan (``corpus topics``: corpus.cli.topics)."""
 
 from __future__ import annotations
 
@@ -12,38 +12,6 @@ from corpus.cli.common import (
     recipe_arg,
     recipe_from_args,
 )
-
-
-# -- topics -------------------------------------------------------------------------
-def cmd_topics(args) -> int:
-    recipe = recipe_from_args(args)
-    from corpus.plan import Plan
-
-    t, plan = recipe.topics, Plan(recipe)
-    out = {
-        "topic_files": list(t.sources),
-        "leaves": len(t.leaves),
-        "min_depth": t.min_depth,
-        "max_depth": t.max_depth,
-        "branches": t.branch_counts(1),
-        "sub_branches": len(t.branch_counts(2)),
-        "audiences": len(recipe.audiences),
-        "axes": {k: len(v) for k, v in recipe.entity_axes.items()},
-        "combinations": plan.combinations,
-    }
-    if args.json:
-        print(json.dumps(out, indent=2))
-        return 0
-    print(f"recipe {recipe.name} ({recipe.hash}); topics from {', '.join(t.sources)}")
-    print(f"  leaves: {out['leaves']:,} (depth {t.min_depth}-{t.max_depth}), sub-branches: {out['sub_branches']}")
-    print(f"  audiences: {out['audiences']}")
-    for k, v in recipe.entity_axes.items():
-        print(f"  axis {k}: {len(v)} values")
-    print(f"  distinct combinations: {plan.combinations:,}")
-    print("  leaves per branch:")
-    for b, n in out["branches"].items():
-        print(f"    {n:5d}  {b}")
-    return 0
 
 
 # -- plan ---------------------------------------------------------------------------
@@ -128,15 +96,8 @@ def cmd_prompts(args) -> int:
     return 0
 
 
-
-
 def register(sub) -> None:
     from corpus.plan import ACCEPTANCE, TOKENS_PER_DOC
-
-    p = sub.add_parser("topics", help="sizes of the recipe's taxonomies and combination space", description="Print the size of the recipe's topic tree (leaves, depth, per-branch counts), audiences, axes and the number of distinct entity combinations.")
-    recipe_arg(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_topics)
 
     p = sub.add_parser(
         "plan",
