@@ -348,11 +348,22 @@ def _dead_code_check(d: Doc, cfg) -> str | None:
 _KEY_SENTENCE = re.compile(r"^\W*(?:key\s+)?sentence\W*:(.+)$", re.IGNORECASE | re.MULTILINE)
 
 
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+
+
 def key_sentence(outline: str | None) -> str | None:
-    """The sentence an outline says its extract must contain (its "Sentence:" line), or None."""
-    m = _KEY_SENTENCE.search(outline or "")
-    s = m.group(1).strip().strip("*\"'“” ").strip() if m else ""
-    return s or None
+    """The sentence an outline says its extract must contain: its "Sentence:" line, or the whole
+    outline when it is one sentence on one line (an outline stage that asks for the key sentence
+    alone); else None."""
+    outline = (outline or "").strip()
+    m = _KEY_SENTENCE.search(outline)
+    if m:
+        s = m.group(1)
+    elif "\n" not in outline and len(_SENTENCE_END.findall(outline)) <= 1 and len(outline.split()) <= 40:
+        s = outline
+    else:
+        s = ""
+    return s.strip().strip("*\"'“” ").strip() or None
 
 
 def _normal_words(text: str) -> str:
@@ -365,7 +376,7 @@ def _outline_not_followed(d: Doc, cfg) -> str | None:
         return None
     s = key_sentence(d.outline)
     if s is None:
-        return "the outline has no 'Sentence:' line"
+        return "the outline gives no key sentence (no 'Sentence:' line, and more than one sentence)"
     return None if _normal_words(s) in _normal_words(d.text) else f"lacks the outline's key sentence {s[:80]!r}"
 
 

@@ -107,6 +107,7 @@ def register(sub) -> None:
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     e = actions.add_parser(
         "expand",
+        prog="corpus topics expand",  # not the parent's two-line usage
         help="grow a topic tree: each leaf gets up to K narrower concepts from the teacher",
         description="For each leaf (or each leaf under --branch), ask the teacher for K narrower, teachable concepts "
         "(one request per leaf, seeded from --seed and the leaf's path), drop unusable answers (counted by reason: "

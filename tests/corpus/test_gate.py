@@ -214,7 +214,9 @@ def test_key_sentence_of_an_outline():
 
     assert key_sentence("Summary: it sorts.\nOutline: sort_list, then return.\nSentence: The function returns a new list.") == "The function returns a new list."
     assert key_sentence('**Summary:** x\n**Key sentence:** "Recursion needs a base case."') == "Recursion needs a base case."
-    assert key_sentence("Summary: no sentence line here.") is None
+    assert key_sentence("Summary: one line.\nOutline: two lines, no key sentence.") is None
+    assert key_sentence("Two sentences. On one line.") is None
+    assert key_sentence(' "The function sorts a list in place." \n') == "The function sorts a list in place."  # a stage that asks for the sentence alone
     assert key_sentence(None) is None
 
 
@@ -227,7 +229,8 @@ def test_outline_not_followed():
     assert got(GOOD) == ("accepted", "")  # the sentence is in the prose (normalised: case, punctuation)
     assert got(GOOD.replace("The base case stops", "It stops")) == (
         "outline_not_followed", "lacks the outline's key sentence 'The base case stops the chain of calls!'")
-    assert got(GOOD, "Summary: computes factorials.") == ("outline_not_followed", "the outline has no 'Sentence:' line")
+    assert got(GOOD, "Summary: computes factorials.\nOutline: factorial.") == (
+        "outline_not_followed", "the outline gives no key sentence (no 'Sentence:' line, and more than one sentence)")
     assert got(GOOD, None) == ("accepted", "")  # no outline stage: nothing to follow
 
 

@@ -136,3 +136,23 @@ def test_exercises_keep_their_parts_and_accepted_tests_pass(teacher_engine, teac
         ran = subprocess.run([sys.executable, "-I", "-c", program], capture_output=True, text=True, timeout=30, cwd=tmp_path)
         assert ran.returncode == 0, program + ran.stderr
         assert parse(r["text"]).snippets
+
+
+def test_topics_expand_grows_a_small_tree_with_the_teacher(teacher_engine, tmp_path, capsys):
+    from corpus.expand import expand
+    from corpus.taxonomy import load_topics
+
+    src = tmp_path / "tiny.yaml"
+    src.write_text("name: tiny\ndescription: three leaves\nprovenance: hand-written for this test\ntree:\n"
+                   "  Algorithms:\n    Sorting: [Insertion sort, Merge sort]\n  Data structures: [Hash tables]\n")
+    out = tmp_path / "grown.yaml"
+    stats = expand(str(src), teacher_engine, out=out, per_leaf=3, log=lambda *a: None)
+    assert stats["complete"] and stats["requests"] == 3 and stats["failed"] == 0
+    tree = load_topics([str(out)])  # valid, by the same loader
+    assert len(tree.leaves) == stats["leaves_after"] > 3 and stats["accepted"] >= 2, stats
+    before = {" > ".join(leaf) for leaf in load_topics([str(src)]).leaves}
+    assert set(tree.expansions) == {" > ".join(leaf) for leaf in tree.leaves} - before  # provenance on every added node
+    for path, e in tree.expansions.items():
+        assert e["model"] == teacher_engine.model and e["parent"] == path.split(" > ")[-2] and len(e["prompt_sha256"]) == 12
+    assert main(["topics", "--topics", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["leaves"] == len(tree.leaves)
