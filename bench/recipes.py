@@ -4,7 +4,8 @@ number of prompts per recipe, why it rejects the rest, and the text diversity of
 One vLLM engine (the first recipe's engine settings, ``--model``) generates ``--prompts`` prompts of
 every recipe (chunk size = ``--prompts``, so one chunk each) into OUT/RECIPE/, then the recipe's own
 gate runs over them. Prints a Markdown table (prompts, accepted, acceptance, top rejections, and the
-diversity metrics of the accepted texts: distinct-2, opener top share, pairwise Jaccard), and for
+diversity metrics distinct-2, opener top share and pairwise Jaccard of every generated text and of the
+accepted ones), and for
 ``exercises`` the distinct function names of the accepted exercises; writes OUT/recipes.json.
 Rerunning with the same OUT reuses the generated chunks (the gate verdicts too).
 
@@ -30,6 +31,7 @@ from corpus.run import RunDir
 from corpus.runner import apply_to_run
 
 RECIPES = "textbooks-tiny,textbooks-outline,exercises,tinystories"
+METRICS = ("distinct_2", "opener_top_share", "pairwise_jaccard")  # corpus.diversity's definitions
 
 
 def main() -> None:
@@ -53,35 +55,36 @@ def main() -> None:
             t = pq.read_table(RunDir(out).chunk_path(0)).to_pylist()
             gates = Counter(r["gate"] for r in t)
             kept = [r for r in t if r["gate"] == "accepted"]
-            d = measure([r["text"] for r in kept])
+            d, g = measure([r["text"] for r in kept]), measure([r["text"] or "" for r in t])
             res = {
                 "prompts": len(t),
                 "accepted": len(kept),
                 "acceptance": len(kept) / len(t),
                 "rejections": dict(Counter({k: v for k, v in gates.items() if k != "accepted"}).most_common()),
                 "completion_tokens": sum(r["completion_tokens"] or 0 for r in t),
-                "distinct_2": d["distinct_2"],
-                "opener_top_share": d["opener_top_share"],
-                "pairwise_jaccard": d["pairwise_jaccard"],
+                "accepted_texts": {k: d[k] for k in METRICS},
+                "generated_texts": {k: g[k] for k in METRICS},  # every completion: compares recipes that keep nothing
             }
-            if recipe.gate.exercise:
-                fn = Counter(m.group(1) for r in kept if r["statement"] and (m := re.search(r"def\s+(\w+)", r["statement"])))
-                res["function_names"] = {"distinct": len(fn), "top": fn.most_common(5)}
+            if recipe.gate.exercise:  # the first function each exercise defines (accepted: its statement's)
+                fn = Counter(m.group(1) for r in t if (m := re.search(r"def\s+(\w+)", r["statement"] or r["text"] or "")))
+                ok = Counter(m.group(1) for r in kept if (m := re.search(r"def\s+(\w+)", r["statement"])))
+                res["function_names"] = {"generated": len(fn), "accepted": len(ok), "top": fn.most_common(5)}
             results[recipe.name] = res
     finally:
         if engine is not None:
             engine.close()
-    rows = ["| recipe | prompts | accepted | acceptance | top rejections | distinct-2 | opener top share | pairwise Jaccard |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| recipe | prompts | accepted | acceptance | top rejections | " + " | ".join(f"{m} (generated / accepted)" for m in METRICS) + " |",
+            "|---|---|---|---|---|" + "---|" * len(METRICS)]
+    f = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
     for name, r in results.items():
         top = ", ".join(f"{k} {v}" for k, v in list(r["rejections"].items())[:4])
-        f = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
-        rows.append(f"| {name} | {r['prompts']} | {r['accepted']} | {r['acceptance']:.1%} | {top} | {f(r['distinct_2'])} | "
-                    f"{f(r['opener_top_share'])} | {f(r['pairwise_jaccard'])} |")
+        rows.append(f"| {name} | {r['prompts']} | {r['accepted']} | {r['acceptance']:.1%} | {top} | "
+                    + " | ".join(f"{f(r['generated_texts'][m])} / {f(r['accepted_texts'][m])}" for m in METRICS) + " |")
     print("\n".join(rows))
     if "exercises" in results and "function_names" in results["exercises"]:
         fn = results["exercises"]["function_names"]
-        print(f"\nexercises: {fn['distinct']} distinct function names among {results['exercises']['accepted']} accepted; top: {fn['top']}")
+        print(f"\nexercises: {fn['generated']} distinct function names in {results['exercises']['prompts']} generated, "
+              f"{fn['accepted']} in {results['exercises']['accepted']} accepted; most common: {fn['top']}")
     Path(args.out, "recipes.json").write_text(json.dumps(results, indent=2) + "\n")
 
 

@@ -38,7 +38,7 @@ from corpus.taxonomy import SEP, _norm, load_topics, resolve
 BATCH = 64  # requests per engine.generate call: one partial write each
 MAX_WORDS = 12  # too_long: a concept name, not a sentence
 MAX_SIBLINGS = 20  # neighbours shown in the prompt (the rest only lengthen it)
-REASONS = ("empty", "bad_character", "too_long", "truncated", "restates_parent", "near_identical_sibling",
+REASONS = ("empty", "bad_character", "too_long", "not_a_concept", "truncated", "restates_parent", "near_identical_sibling",
            "duplicate_in_tree", "over_limit")
 SETTINGS = ("model", "seed", "per_leaf", "source_sha256")  # what a partial must share with the run resuming it
 
@@ -54,6 +54,12 @@ List {k} narrower concepts under "{leaf}": each specific, teachable in one short
 FILLER = frozenset("in of on for with to and using python basic introduction overview example concept usage explained "
                    "fundamental how what is work".split())
 
+# not_a_concept: a line of code ("n = len(arr)", "return arr", "a.append(1)"), a placeholder ("Topic 1",
+# "Topic path"), a URL, a question, or a list marker left inside the item ("1. Pruning"): all seen in the
+# embedded teacher's answers.
+_NOT_A_CONCEPT = re.compile(r"[=\[\]{}]|\w\(|^(?:return|print|import|from|def|class|for|while|if)\b|"
+                            r"^(?:topic|concept|subtopic|item)s?(?:\s+(?:\d+|path|name))?$|://|\bwww\.|\?$|^\d+[.)]?\s",
+                            re.IGNORECASE)
 _MARKER = re.compile(r"(?:\d+(?:\.\d+)+\.?|\d+[.)]|\(\d+\)|[-*•+])(?:\s+|$)")  # 1. 1) 1.2 (1) - * • +
 _INTRO = re.compile(r"(?:here(?:'s| is| are)|sure|certainly|of course|okay|below|the following|these are)\b", re.I)
 _EXPLANATION = re.compile(r":\s|\s[-–—]\s")  # "Name: why" / "Name - why"
@@ -103,6 +109,8 @@ def select(items: list[str], parent: str, k: int, taken: set[str], rejected: Cou
             reason = "bad_character"
         elif len(item.split()) > MAX_WORDS:
             reason = "too_long"
+        elif _NOT_A_CONCEPT.search(item):
+            reason = "not_a_concept"
         elif _restates(item, parent):
             reason = "restates_parent"
         elif n in mine:

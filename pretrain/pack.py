@@ -104,6 +104,9 @@ def pack(corpus: str | Path, tokenizer: str | Path, out: str | Path, val_fractio
                     fh[f"{split}.mask.bin"].write(mask.tobytes())
                     solution[split] += len(ids) - len(parts[0].ids)
             bar.update(len(keys), f"{tokens['train'] + tokens['val']:,} tokens")
+        if masked and not docs["train"] + docs["val"]:  # inside the with: nothing is renamed into place
+            raise ConfigError(f"{corpus}: no document has both a statement and a solution: --format exercises packs a corpus "
+                              "built with gate.exercise (e.g. --recipe exercises)")
     tok_out = out / "tokenizer"
     if tok_out.resolve() != Path(tokenizer).resolve():
         with atomic_dir(tok_out) as tmp:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from corpus.cli.common import recipe_from_args
+from corpus.cli.common import engine_args, recipe_from_args
+from corpus.config import ConfigError
 
 DEFAULT_RECIPE = "textbooks"
 
@@ -69,13 +70,12 @@ def cmd_topics(args) -> int:
 
 def cmd_expand(args) -> int:
     from corpus.expand import expand
-    from corpus.settings import EngineConfig
 
-    cfg = EngineConfig(model=args.model, name=args.engine)
-    if args.base_url:
-        cfg.base_url = args.base_url
+    recipe = recipe_from_args(args)
+    if not recipe.engine.model:
+        raise ConfigError("no model given: pass --model (a hub id or local directory; the served name for --engine openai)")
     # The settings, not an engine: a bad --branch or a mismatched OUT.partial is refused before a vLLM start.
-    stats = expand(args.topics, cfg, out=args.out, per_leaf=args.per_leaf, seed=args.seed, branch=args.branch,
+    stats = expand(args.topics, recipe.engine, out=args.out, per_leaf=args.per_leaf, seed=recipe.seed, branch=args.branch,
                    max_leaves=args.max_leaves)
     if args.json:
         print(json.dumps(stats, indent=2))
@@ -110,19 +110,18 @@ def register(sub) -> None:
         prog="corpus topics expand",  # not the parent's two-line usage
         help="grow a topic tree: each leaf gets up to K narrower concepts from the teacher",
         description="For each leaf (or each leaf under --branch), ask the teacher for K narrower, teachable concepts "
-        "(one request per leaf, seeded from --seed and the leaf's path), drop unusable answers (counted by reason: "
+        "(one request per leaf, seeded from the recipe's seed and the leaf's path; the engine is the recipe's engine section, e.g. --recipe textbooks-tiny for the embedded teacher on a CPU), drop unusable answers (counted by reason: "
         "empty, too long, restating the parent, near-identical siblings, already in the tree, ...) and write a new topic "
         "file in which every expanded leaf is a sub-branch, with provenance per added leaf. Resumable: answers go to "
         "OUT.partial as they come; rerunning the same command continues. Exit codes: 0 written, 1 some requests "
         "failed (rerun to retry them), 2 bad input.",
     )
     e.add_argument("--topics", required=True, metavar="NAME_OR_FILE", help="the topic file to expand (built-in name or path)")
-    e.add_argument("--model", required=True, help="teacher model: hub id or local directory (vllm), served model name (openai)")
-    e.add_argument("--engine", choices=["vllm", "openai"], default="vllm", help="vllm: in process (default); openai: an OpenAI-compatible server")
-    e.add_argument("--base-url", help="openai engine: server URL up to /v1 (default http://127.0.0.1:8000/v1)")
+    # The engine: the recipe's engine section (textbooks-tiny: CPU settings for the embedded teacher) with
+    # --model, --engine, --base-url and --set applied; the recipe's seed seeds the requests.
+    engine_args(e)
     e.add_argument("--branch", metavar="PATH", help='expand only the leaves under this path, e.g. "Algorithms > Sorting"')
     e.add_argument("--per-leaf", type=int, default=3, metavar="K", help="most children per leaf (default 3)")
-    e.add_argument("--seed", type=int, default=0, help="seed of the per-leaf request seeds (default 0)")
     e.add_argument("--max-leaves", type=int, metavar="N", help="expand at most the first N selected leaves")
     e.add_argument("--out", required=True, help="the new topic file (YAML); OUT.partial holds the answers while it runs")
     e.add_argument("--json", action="store_true", help="print the counts as one JSON object")

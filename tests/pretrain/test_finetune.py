@@ -80,9 +80,16 @@ def test_mask_marks_exactly_the_solution(packed_ex, exercises, tok_dir):
 def test_pack_errors(tmp_path, corpus_dir, tok_dir, packed_ex, capsys):
     from corpus.cli import main
 
-    # The pretraining corpus has no exercise columns: named, with the file.
-    with pytest.raises(ConfigError, match=r"part-00000.parquet: no 'statement' or 'solution' column for --format exercises"):
+    # The pretraining corpus has the exercise columns (every record has them) but no exercise in them.
+    with pytest.raises(ConfigError, match=r"no document has both a statement and a solution: --format exercises packs a corpus built with gate.exercise"):
         pack(corpus_dir, tok_dir, tmp_path / "o", format="exercises")
+    assert not (tmp_path / "o" / "meta.json").exists() and not list((tmp_path / "o").glob("*.bin"))
+    # Shards made elsewhere without the columns: named, with the file.
+    other = tmp_path / "other"
+    (other / "corpus").mkdir(parents=True)
+    write_parquet(pa.table({"id": ["a"], "text": ["x = 1\n"]}), other / "corpus" / "part-00000.parquet")
+    with pytest.raises(ConfigError, match=r"part-00000.parquet: no 'statement' or 'solution' column for --format exercises"):
+        pack(other, tok_dir, tmp_path / "o2", format="exercises")
     # The default format is unchanged: no mask, and a repack as text drops an older pack's masks.
     out = tmp_path / "p"
     shutil.copytree(packed_ex, out)
