@@ -55,10 +55,11 @@ FILLER = frozenset("in of on for with to and using python basic introduction ove
                    "fundamental how what is work".split())
 
 # not_a_concept: a line of code ("n = len(arr)", "return arr", "a.append(1)"), a placeholder ("Topic 1",
-# "Topic path"), a URL, a question, or a list marker left inside the item ("1. Pruning"): all seen in the
-# embedded teacher's answers.
+# "Topic path"), a URL, a question, a list marker left inside the item ("1. Pruning"), or the request echoed
+# back ("List 3 narrower concepts under ..."): all seen in the embedded teacher's answers.
 _NOT_A_CONCEPT = re.compile(r"[=\[\]{}]|\w\(|^(?:return|print|import|from|def|class|for|while|if)\b|"
-                            r"^(?:topic|concept|subtopic|item)s?(?:\s+(?:\d+|path|name))?$|://|\bwww\.|\?$|^\d+[.)]?\s",
+                            r"^(?:topic|concept|subtopic|item)s?(?:\s+(?:\d+|path|name))?$|://|\bwww\.|\?$|^\d+[.)]?\s|"
+                            r"\bnarrower concepts?\b|\bshort section\b|\btopics? (?:path|next to it)\b|\bno explanations?\b",
                             re.IGNORECASE)
 _MARKER = re.compile(r"(?:\d+(?:\.\d+)+\.?|\d+[.)]|\(\d+\)|[-*•+])(?:\s+|$)")  # 1. 1) 1.2 (1) - * • +
 _INTRO = re.compile(r"(?:here(?:'s| is| are)|sure|certainly|of course|okay|below|the following|these are)\b", re.I)

@@ -41,7 +41,7 @@ ANSWERS = {
 8. Shifting elements right during insertion
 9. Counting inversions with insertion sort
 I hope this helps!""", "stop"),
-    "Algorithms > Sorting > Merge sort": ("• Top-down merge sort\n* mid = len(arr) // 2\n* Topic 2\n* Merging two sorted lists\n- Binary insertion sort\n", "stop"),
+    "Algorithms > Sorting > Merge sort": ("• Top-down merge sort\n* mid = len(arr) // 2\n* Topic 2\n* List 3 narrower concepts under Merge sort\n* Merging two sorted lists\n- Binary insertion sort\n", "stop"),
     "Data structures > Hash tables": ("1. Open addressing\n2. Keys > values ordering\n3. Separate chaining\n4. Load factor and resi", "length"),
 }
 NEW = {
@@ -49,7 +49,7 @@ NEW = {
     "Algorithms > Sorting > Merge sort": ["Top-down merge sort", "Merging two sorted lists"],
     "Data structures > Hash tables": ["Open addressing", "Separate chaining"],
 }
-REJECTED = {"empty": 1, "bad_character": 1, "too_long": 1, "not_a_concept": 2, "truncated": 1, "restates_parent": 1, "near_identical_sibling": 1,
+REJECTED = {"empty": 1, "bad_character": 1, "too_long": 1, "not_a_concept": 3, "truncated": 1, "restates_parent": 1, "near_identical_sibling": 1,
             "duplicate_in_tree": 2, "over_limit": 1}
 
 
