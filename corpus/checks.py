@@ -237,6 +237,11 @@ class Doc:
         """The trees of ``parsed``, in the same order."""
         return [t for t in self.trees if not isinstance(t, SyntaxError)]
 
+    @cached_property
+    def exercise(self) -> Exercise | str:
+        """The extract as an exercise (``gate.exercise``), or why it is not one (``_exercise``)."""
+        return _exercise(self)
+
 
 def _truncated(d: Doc, cfg) -> str | None:
     if d.finish_reason == "length":
@@ -346,8 +351,6 @@ def _dead_code_check(d: Doc, cfg) -> str | None:
 # -- the outline stage ----------------------------------------------------------------------
 # The line of an outline that gives the key sentence: "Sentence: ...", "**Key sentence:** ...".
 _KEY_SENTENCE = re.compile(r"^\W*(?:key\s+)?sentence\W*:(.+)$", re.IGNORECASE | re.MULTILINE)
-
-
 _SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 
 
@@ -413,16 +416,11 @@ def _exercise(d: Doc) -> Exercise | str:
 
 
 def _bad_exercise(d: Doc, cfg) -> str | None:
-    if not cfg.exercise:
-        return None
-    ex = _exercise(d)
-    return ex if isinstance(ex, str) else None
+    return d.exercise if cfg.exercise and isinstance(d.exercise, str) else None
 
 
 def _no_tests(d: Doc, cfg) -> str | None:
-    if not cfg.exercise:
-        return None
-    ex = _exercise(d)
+    ex = d.exercise if cfg.exercise else None
     return f"no assert calls {ex.name}" if isinstance(ex, Exercise) and not ex.tests else None
 
 
@@ -538,8 +536,7 @@ def check_text(text: str | None, finish_reason: str | None, cfg, outline: str | 
             detail = c.test(d, cfg)
             if detail:
                 return c.name, detail, n, None, [], None
-    ex = _exercise(d) if cfg.exercise else None
-    ex = ex if isinstance(ex, Exercise) else None
+    ex = d.exercise if cfg.exercise and isinstance(d.exercise, Exercise) else None
     if not d.parsed or not runs_code(cfg):
         return ACCEPTED, "", n, len(d.parsed), [], ex
     return ACCEPTED, "", n, None, _programs(d, cfg), ex

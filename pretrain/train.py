@@ -255,6 +255,9 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
     if masked and len(train_mask) != len(train_tok):
         raise ConfigError(f"{data}/train.mask.bin: {len(train_mask)} bytes for {len(train_tok)} tokens; re-run `corpus pack`")
     train_starts = doc_starts(train_tok, meta["eos_id"], T) if masked else None
+    # Evaluation windows: document starts (masked data) or consecutive windows, computed once.
+    if val_tok is not None:
+        val_starts = doc_starts(val_tok, meta["eos_id"], T) if masked else np.arange((len(val_tok) - 1) // T) * T
     per_step = world * a.micro_batch * T
     batch_tokens = a.batch_tokens or per_step
     if batch_tokens % per_step:
@@ -355,8 +358,7 @@ def _run(a: TrainArgs, ddp: bool, rank: int, world: int, device) -> int:
 
     def evaluate() -> float:
         # Fixed, evenly spaced windows: every evaluation of every run measures the same tokens.
-        starts = doc_starts(val_tok, meta["eos_id"], T) if masked else np.arange((len(val_tok) - 1) // T) * T
-        offs = starts[np.linspace(0, len(starts) - 1, min(len(starts), a.eval_batches * a.micro_batch * world)).astype(np.int64)]
+        offs = val_starts[np.linspace(0, len(val_starts) - 1, min(len(val_starts), a.eval_batches * a.micro_batch * world)).astype(np.int64)]
         mine = offs[rank::world]
         tot = torch.zeros(2, dtype=torch.float64, device=device)
         model.eval()
