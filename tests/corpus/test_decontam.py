@@ -125,6 +125,44 @@ def test_every_humaneval_problem_flags_itself(dc):
         assert task_id in (dc.check(p["prompt"] + p["canonical_solution"]) or [])
 
 
+def test_light_edits_of_every_material_kind_are_flagged(dc):
+    """bench/decontam_set.py's light edits (renamed functions and most locals, then layout
+    edits), of 40 tasks, each embedded as the four material kinds bench/decontam.py measures."""
+    import random
+
+    from bench.decontam_set import KINDS, eligible, light_edit, material
+
+    rng = random.Random(7)
+    texts, want = [], []
+    for task_id in list(P)[::4]:
+        p = P[task_id]
+        program, mapping, _ = light_edit(rng, p["prompt"] + p["canonical_solution"])
+        for kind in KINDS:
+            if eligible(p, kind):
+                texts.append(in_textbook(material(program, mapping[p["entry_point"]], kind)))
+                want.append((task_id, kind))
+    hits = dc.check_many(texts)
+    missed = [w for w, h in zip(want, hits) if w[0] not in (h or [])]
+    assert len(texts) > 100 and not missed
+
+
+def test_hand_written_hard_negatives_are_clean(dc):
+    """One independent solution per HumanEval task (bench/data/decontam-negatives-*.md), with its prose."""
+    from bench.decontam_set import negatives
+
+    neg = negatives()
+    assert len(neg) == 164
+    hits = dc.check_many([f"{prose}\n\n```python\n{code}\n```" for _, prose, code in neg])
+    # The one flagged is HumanEval/152's own one-liner up to names, `return [abs(a - p) for a, p
+    # in zip(actual, predicted)]`: 20 tokens, a renamed copy for all the task's view can tell.
+    assert [(t, h) for (t, _, _), h in zip(neg, hits) if h] == [("HumanEval/152", ["HumanEval/152"])]
+
+
+def test_batches_give_the_answers_of_single_texts(dc):
+    texts = [POSITIVES[k][1] for k in POSITIVES] + [NEGATIVES[k] for k in NEGATIVES] + ["", "x"]
+    assert dc.check_many(texts) == [dc.check(t) for t in texts]
+
+
 def test_pluggable_benchmark_file(tmp_path):
     bench = tmp_path / "mine.jsonl"
     bench.write_text(json.dumps({"task_id": "Mine/1", "prompt": 'def spiral(grid):\n    """Walk the grid clockwise from the top-left corner, peeling one ring at a time, and return the visited cells in order."""\n',

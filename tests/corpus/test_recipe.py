@@ -157,9 +157,10 @@ def test_set_none_removes_the_key_like_null_in_a_file(tmp_path, base):
 # full copy); re-pinned when sampling.repetition_penalty, gate.reject_dead_code/check_output_claims
 # and the meta-talk refusal patterns were added (each a new key or default, so every hash moved);
 # and again when textbooks.yaml got its opening axis (a new axis and template line); and when
-# taxonomy.words and taxonomy.pick were added; and when gate.exercise and the card section were added.
-SMOKE_DICT_SHA256 = "1b933c23d5a9e6e112bcedf3b6affeb3a5ae2ad213022361af8c47d3b877144c"
-SMOKE_HASH = "2b96229f610d"
+# taxonomy.words and taxonomy.pick were added; and when gate.exercise and the card section were added;
+# and when decontam.min_blind_coverage became min_renamed_solution and min_coverage went to 0.6.
+SMOKE_DICT_SHA256 = "a38b9771c5023618ce064d2af5860aee71062113ec63b67d079eb3921eb0f26a"
+SMOKE_HASH = "fadde52f75fe"
 
 
 def test_smoke_recipe_resolves_as_before():
