@@ -255,7 +255,7 @@ def sketch(norm, offs, words, k, a, b, sep):
             out[q + t] = sh[t]
             x = np.uint32(_fmix32(np.uint64(sh[t])))
             for p in range(P):
-                # uint32 arithmetic wraps mod 2^32 as datasketch's; 16 lanes per AVX-512 op
+                # uint32 arithmetic wraps mod 2^32 as datasketch's; LLVM vectorises this loop
                 acc[p] = min(acc[p], np.uint32(a[p] * x + b[p]))
         sig[i, :] = acc
         q += m
