@@ -9,16 +9,31 @@ kept documents, chunk k can be decided only once chunks 0..k-1 are: chunks that 
 early are signed (and their signatures saved) but parked until the gap before them fills.
 
 Signatures are datasketch ``MinHash`` signatures (scheme ``affine32``, the permutations of
-``MinHash(num_perm, seed, scheme="affine32")``) of a set of 32-bit shingle hashes. We apply
-the permutations to a whole chunk at once with numpy instead of one ``update_batch`` per
-document; ``datasketch_signature`` computes the same thing through datasketch itself, and
-the tests check the two agree bit for bit.
+``MinHash(num_perm, seed, scheme="affine32")``, regenerated here as datasketch does) of a set
+of 32-bit shingle hashes; ``datasketch_signature`` computes the same thing through datasketch
+itself and the tests check the two agree bit for bit. Keeping that compatibility costs
+nothing: the affine permutations are one multiply-add-min per (shingle, permutation), which
+the fused kernel vectorises over the permutations (~9 us/doc), and the time goes to tokenising.
+
+Everything per document is compiled (numba, ``corpus.dedup_kernels``; ``numba`` caches the
+machine code, the first run on a machine compiles for ~7 s, a process then loads it in
+~0.3-0.5 s, which ``corpus dedup`` does at start-up): one pass over a chunk's UTF-8 bytes
+normalises (ASCII texts in the kernel, the others' NFKC and lower case in Python), hashes
+words (FNV-1a-64 + fmix64: xxh3 per word through Python cost 0.1 ms/doc, twice all the rest),
+windows them into shingles, radix-sorts and deduplicates them, and applies all permutations;
+the in-chunk decisions (the loop of the rule above) and the Jaccard verification of candidates
+are compiled too. On ~6,900 real extracts (bench/dedup.py (e)) ``corpus dedup --input``
+runs 4.3x rensa 0.5.0's RMinHash + RMinHashLSH end to end on one core (Parquet; 2.8x on JSONL,
+where reading and writing JSON takes most of both), with exact verification instead of an
+estimate. The word hash is new in state version 2, so a state directory from before is
+refused (``config.json``) rather than mixed.
 
 The LSH index is not datasketch's ``MinHashLSH`` (6.3 KB per document at 20 bands here, so
 19 GB for 3M documents: bench/dedup.py) but sorted numpy runs of (64-bit band key, uint32 document
 number), merged like a binary counter: 12 bytes per band per kept document. Candidates'
 shingle sets are read back from the per-chunk files (``shingles-XXXXXX.npy``) when needed,
-so neither they nor the signatures live in memory.
+so neither they nor the signatures live in memory (with ``ephemeral`` state, for ``--input``,
+the latest decided chunk's stay in memory and nothing is fsynced).
 """
 
 from __future__ import annotations
@@ -40,8 +55,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
-from datasketch import MinHash
 
+from corpus import dedup_kernels as K
 from corpus.config import ConfigError
 from corpus.io import save_npy, write_parquet, write_text
 from corpus.settings import DedupConfig
@@ -49,10 +64,17 @@ from corpus.stage import Stage, live_rows, set_column
 
 # -- signatures ------------------------------------------------------------------------
 # Words are what remains between whitespace once ASCII punctuation (and common typographic
-# marks) become spaces: letters, digits and "_" runs, like regex \w+ but 3x faster here.
-_PUNCT = str.maketrans({c: " " for c in "!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~\u2018\u2019\u201c\u201d\u2013\u2014\u2026\u00ab\u00bb"})
+# marks) become spaces: letters, digits and "_" runs, like regex \w+.
+_PUNCT_CHARS = "!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~\u2018\u2019\u201c\u201d\u2013\u2014\u2026\u00ab\u00bb"
+_PUNCT = str.maketrans({c: " " for c in _PUNCT_CHARS})
+_SEP = np.array([chr(c) == " " or chr(c) in _PUNCT_CHARS for c in range(256)], dtype=bool)  # bytes (ASCII only)
+_SPACE = np.array([c < 128 and chr(c).isspace() for c in range(256)], dtype=bool)  # str.split()'s ASCII whitespace
+_LOWSP = np.where(_SPACE, 32, np.arange(256) + 32 * ((np.arange(256) >= 65) & (np.arange(256) <= 90))).astype(np.uint8)
+_SPECIAL = np.isin(np.arange(256), [0xC2, 0xE1, 0xE2])  # lead bytes of U+0085, U+1680, U+2028/9
 _M64 = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the polynomial shingle hash
 _EMPTY = np.uint32(0xFFFFFFFF)  # datasketch's value for "no element seen"
+# Saved state (signatures, shingle sets) made with other shingle hashes must not be mixed in.
+_STATE_VERSION = 2  # 2: words hashed by FNV-1a-64 + fmix64 in numba (1: xxh3_64 per word)
 
 
 def normalise(text: str) -> str:
@@ -75,40 +97,74 @@ def window_hashes(values: np.ndarray, k: int) -> np.ndarray:
     return h
 
 
+def _utf8(texts) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """(arrow array, UTF-8 bytes, int64 offsets) of a list of str or an arrow string array."""
+    arr = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+    if not isinstance(arr, pa.Array):
+        arr = pa.array(texts, pa.large_string())
+    if pa.types.is_string(arr.type):
+        width = np.int32
+    elif pa.types.is_large_string(arr.type):
+        width = np.int64
+    else:
+        raise TypeError(f"dedup: expected strings, got {arr.type}")
+    _, off_buf, data_buf = arr.buffers()
+    offs = np.frombuffer(off_buf, dtype=width)[arr.offset : arr.offset + len(arr) + 1].astype(np.int64)
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, np.uint8)
+    if len(offs) == 0:
+        offs = np.zeros(1, np.int64)
+    return arr, data, offs
+
+
+def normalised(texts) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of ``normalise`` of every text, concatenated, and their offsets, made
+    by a compiled kernel (K.collapse). NFKC leaves ASCII as it is, so only the non-ASCII
+    texts go through Python (NFKC and lower case); whitespace is collapsed by the kernel
+    for all (tests: the same bytes as ``normalise``)."""
+    arr, data, offs = _utf8(texts)
+    is_ascii = K.ascii_flags(data, data[: len(data) // 8 * 8].view(np.uint64), offs)
+    other = np.flatnonzero(~is_ascii)
+    if len(other):
+        py = texts if isinstance(texts, list) else None
+        parts = [unicodedata.normalize("NFKC", py[i] if py is not None else arr[i].as_py()).lower().encode()
+                 for i in other.tolist()]
+        pre = np.frombuffer(b"".join(parts), dtype=np.uint8)
+        pre_offs = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+    else:
+        pre, pre_offs = np.empty(0, np.uint8), np.zeros(1, np.int64)
+    return K.collapse(data, offs, is_ascii, pre, pre_offs, _LOWSP, _SPECIAL)
+
+
+def _exact(norm: np.ndarray, offs: np.ndarray) -> np.ndarray:
+    # = exact_hashes of the normalised strings, without making them.
+    mv, o = memoryview(norm), offs.tolist()
+    h = xxhash.xxh3_64_intdigest
+    return np.array([h(mv[o[i] : o[i + 1]]) for i in range(len(o) - 1)], dtype=np.uint64)
+
+
+def exact_of(texts) -> np.ndarray:
+    """exact_hashes of the texts' normalised forms."""
+    return _exact(*normalised(texts))
+
+
 def shingle_hashes(text: str, cfg: DedupConfig) -> np.ndarray:
     """The document's shingles as 32-bit hashes (the set MinHash summarises; may repeat).
     A text shorter than one shingle is one shingle."""
-    return _shingles(normalise(text), cfg)
-
-
-def _shingles(norm: str, cfg: DedupConfig) -> np.ndarray:
-    # Per-word xxhash in Python: ~0.2 ms per 650-word extract here. A fully vectorised
-    # variant (prefix-sum polynomial over the bytes of a whole batch) was no faster.
-    if cfg.shingle == "words":
-        words = norm.translate(_PUNCT).split()
-        values = np.fromiter(map(xxhash.xxh3_64_intdigest, map(str.encode, words)), dtype=np.uint64, count=len(words))
-    else:
-        values = np.frombuffer(norm.encode(), dtype=np.uint8).astype(np.uint64)
-    if len(values) == 0:
-        return np.empty(0, dtype=np.uint32)
-    h = window_hashes(values, min(cfg.shingle_size, len(values)))
-    return ((h >> np.uint64(32)) ^ h).astype(np.uint32)
+    norm = np.frombuffer(normalise(text).encode(), dtype=np.uint8)
+    return K.shingles_of(norm, 0, len(norm), cfg.shingle == "words", cfg.shingle_size, _SEP)
 
 
 @lru_cache(maxsize=8)
 def permutations(num_perm: int, seed: int, scheme: str) -> tuple[np.ndarray, np.ndarray]:
-    """datasketch's own permutation parameters (a, b) for these settings."""
-    a, b = MinHash(num_perm=num_perm, seed=seed, scheme=scheme).permutations
-    return a.astype(np.uint32), b.astype(np.uint32)
-
-
-def _fmix32(h: np.ndarray) -> np.ndarray:
-    # MurmurHash3's finalizer, which datasketch's affine32 applies to every input hash.
-    h = h ^ (h >> np.uint32(16))
-    h = h * np.uint32(0x85EBCA6B)
-    h = h ^ (h >> np.uint32(13))
-    h = h * np.uint32(0xC2B2AE35)
-    return h ^ (h >> np.uint32(16))
+    """datasketch's own permutation parameters (a, b) for these settings, generated as
+    datasketch 2.0.0's ``MinHash._init_permutations`` does (affine32; importing datasketch
+    takes 0.4 s, so it is imported only by the reference path ``datasketch_signature``)."""
+    if scheme != "affine32":
+        raise ConfigError(f"dedup: scheme {scheme!r} is not supported (affine32 only)")
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
 
 
 @dataclass
@@ -124,43 +180,30 @@ class Sketch:
         return self.shingles[self.offsets[i] : self.offsets[i + 1]]
 
 
-_BLOCK = 1 << 16  # shingles permuted per pass: 256 KB of uint32, so the 128 passes stay in cache
-
-
-def signatures(texts: list[str], cfg: DedupConfig) -> Sketch:
-    """MinHash signatures, exact hashes and shingle sets of ``texts``.
-
-    The shingles of many documents are permuted together, one permutation at a time over a
-    contiguous, cache-sized block (10x faster here than a 2-D shingles x permutations
-    array), and reduced per document with ``minimum.reduceat``. A document without
-    shingles gets the empty signature (all 2^32-1), as in datasketch."""
+def signatures(texts, cfg: DedupConfig) -> Sketch:
+    """MinHash signatures, exact hashes and shingle sets of ``texts`` (a list of str or an
+    arrow string array), by one compiled pass over the chunk's normalised bytes: per
+    document, its words are hashed, windowed into shingles, radix-sorted and deduplicated,
+    and all ``num_perm`` permutations are applied to each distinct shingle in one fused loop.
+    A document without shingles gets the empty signature (all 2^32-1), as in datasketch."""
     a, b = permutations(cfg.num_perm, cfg.seed, cfg.scheme)
-    norms = [normalise(t) for t in texts]
-    exact = exact_hashes(norms)
-    parts = [_shingles(n, cfg) for n in norms]
-    # Distinct shingles per document, with one sort of (document << 32 | shingle) for the
-    # whole batch (a per-document np.unique cost 0.15 ms/doc here).
-    doc = np.repeat(np.arange(len(texts), dtype=np.uint64), [len(p) for p in parts])
-    keys = sorted_unique((doc << np.uint64(32)) | np.concatenate(parts or [np.empty(0, np.uint32)]).astype(np.uint64))
-    shingles = keys.astype(np.uint32)
-    lengths = np.bincount((keys >> np.uint64(32)).astype(np.int64), minlength=len(texts))
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    sig = np.full((cfg.num_perm, len(texts)), _EMPTY, dtype=np.uint32)
-    lo = 0
-    while lo < len(texts):
-        # Documents lo..hi-1, about _BLOCK shingles (at least one document).
-        hi = max(lo + 1, int(np.searchsorted(offsets, offsets[lo] + _BLOCK, "right")) - 1)
-        docs = np.arange(lo, hi)[lengths[lo:hi] > 0]
-        if len(docs):
-            h = _fmix32(shingles[offsets[lo] : offsets[hi]])
-            starts = offsets[docs] - offsets[lo]
-            tmp = np.empty_like(h)
-            for k in range(cfg.num_perm):
-                np.multiply(h, a[k], out=tmp)  # a * h + b, wrapping mod 2^32 as in datasketch
-                tmp += b[k]
-                sig[k, docs] = np.minimum.reduceat(tmp, starts)
-        lo = hi
-    return Sketch(np.ascontiguousarray(sig.T), exact, shingles, offsets)
+    norm, offs = normalised(texts)
+    sig, shingles, offsets = K.sketch(norm, offs, cfg.shingle == "words", cfg.shingle_size, a, b, _SEP)
+    return Sketch(sig, _exact(norm, offs), shingles, offsets)
+
+
+def load_kernels(cfg: DedupConfig | None = None) -> float:
+    """Load (or, the first time on a machine, compile) the compiled kernels by running each on
+    a tiny input; returns the seconds it took. Numba's first call in a process costs ~0.25 s
+    even from its cache: ``corpus dedup`` pays it at start-up, with the imports."""
+    t0 = time.perf_counter()
+    cfg = cfg or DedupConfig()
+    sk = signatures(["load the kernels", "load the kernels \u00e9"], cfg)
+    one = np.zeros(2, np.int64)
+    K.jaccard_pairs(sk.shingles, sk.offsets, one, sk.shingles, sk.offsets, one, cfg.threshold)
+    K.decide_in_chunk(sk.exact, band_keys(sk.sig, cfg), np.zeros(2, bool), -1 - one, -1 - one, sk.shingles, sk.offsets,
+                      cfg.threshold)
+    return time.perf_counter() - t0
 
 
 def sorted_unique(x: np.ndarray) -> np.ndarray:
@@ -177,6 +220,8 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 def datasketch_signature(text: str, cfg: DedupConfig) -> np.ndarray:
     """The same signature computed by datasketch's ``MinHash.update_batch`` (reference path)."""
+    from datasketch import MinHash
+
     m = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, scheme=cfg.scheme, hashfunc=int)
     m.update_batch(shingle_hashes(text, cfg).tolist())
     return m.hashvalues
@@ -261,22 +306,29 @@ class Deduplicator:
     chunk that has become decidable (all earlier chunk numbers decided), returning their
     ``Decisions``. Decisions are saved as ``dec-XXXXXX.parquet``; a new Deduplicator on the
     same directory reloads them, so rerunning is the recovery procedure (``from_chunk``: first
-    delete the saved state of chunks from this one on). Chunk numbers start at 0 and have no gaps."""
+    delete the saved state of chunks from this one on). Chunk numbers start at 0 and have no gaps.
 
-    def __init__(self, state_dir: str | os.PathLike, cfg: DedupConfig, workers: int | None = None, *, from_chunk: int | None = None):
+    ``ephemeral``: ``state_dir`` is thrown away after this run (``corpus dedup --input``), so
+    nothing is written atomically or fsynced, and a chunk's sketch is written only once a
+    later chunk is decided (the last chunk's never: a one-chunk file writes none)."""
+
+    def __init__(self, state_dir: str | os.PathLike, cfg: DedupConfig, workers: int | None = None, *, from_chunk: int | None = None,
+                 ephemeral: bool = False):
         self.dir = Path(state_dir)
         self.cfg = cfg
+        self.ephemeral = ephemeral
+        self._mem: dict[int, Sketch] = {}  # ephemeral: decided chunks' sketches not written yet
         self.workers = max(1, workers or os.cpu_count() or 1)
         self._pool: ProcessPoolExecutor | None = None
         self.dir.mkdir(parents=True, exist_ok=True)
         conf = self.dir / "config.json"
-        want = json.dumps(asdict(cfg), sort_keys=True)
+        want = json.dumps({**asdict(cfg), "state_version": _STATE_VERSION}, sort_keys=True)
         if conf.exists() and conf.read_text() != want:
             raise ConfigError(
                 f"{self.dir}: saved with different dedup settings ({conf.read_text()}); "
                 f"delete {self.dir} to recompute with the new ones"
             )
-        write_text(conf, want)
+        (conf.write_text if ephemeral else lambda t: write_text(conf, t))(want)
         self.bands = _Runs()
         self.exact = _Runs()
         self.offsets = [0]  # document numbers of chunk c: offsets[c] .. offsets[c+1]-1
@@ -322,6 +374,8 @@ class Deduplicator:
         self.ids.append(ids)
 
     def _load_sketch(self, chunk: int, mmap: bool = False) -> Sketch | None:
+        if chunk in self._mem:
+            return self._mem[chunk]
         paths = [self._path(k, chunk) for k in _FILES]
         if not all(p.exists() for p in paths):
             return None
@@ -330,7 +384,7 @@ class Deduplicator:
     def _sign(self, chunk: int, texts: list[str]) -> Sketch:
         sk = self._load_sketch(chunk)
         # Saved signatures are reused when they are of the same texts (same normalised hashes).
-        if sk is not None and np.array_equal(sk.exact, exact_hashes([normalise(t) for t in texts])):
+        if sk is not None and np.array_equal(sk.exact, exact_of(texts)):
             self.stats["signatures_loaded"] += len(texts)
             return sk
         t0 = time.perf_counter()
@@ -349,9 +403,19 @@ class Deduplicator:
                                                 for i, p in enumerate(parts)]))
         self.stats["sign_seconds"] += time.perf_counter() - t0
         self.stats["signed"] += len(texts)
-        for kind in reversed(_FILES):  # the signature last: it marks the chunk as signed
-            save_npy(self._path(kind, chunk), getattr(sk, kind))
+        if not self.ephemeral:
+            for kind in reversed(_FILES):  # the signature last: it marks the chunk as signed
+                save_npy(self._path(kind, chunk), getattr(sk, kind))
         return sk
+
+    def _keep(self, chunk: int, sk: Sketch) -> None:
+        """Ephemeral state: keep the just decided chunk's sketch in memory, and write those
+        of the earlier ones (plain writes: the directory is temporary)."""
+        for c in [c for c in self._mem if c < chunk]:
+            old = self._mem.pop(c)
+            for kind in _FILES:
+                np.save(self._path(kind, c), getattr(old, kind))
+        self._mem[chunk] = sk
 
     def add(self, chunk: int, ids: list[str], texts: list[str]) -> list[Decisions]:
         """Sign chunk ``chunk`` and decide every chunk that is now decidable (in order)."""
@@ -386,8 +450,9 @@ class Deduplicator:
         chunks = np.searchsorted(self.offsets, d, "right") - 1
         for c in np.unique(chunks).tolist():
             old = self._load_sketch(c, mmap=True)
-            for k in np.nonzero(chunks == c)[0].tolist():
-                ok[k] = jaccard(sk.shingle_set(int(q[k])), old.shingle_set(int(d[k]) - self.offsets[c])) >= self.cfg.threshold
+            k = np.nonzero(chunks == c)[0]
+            ok[k] = K.jaccard_pairs(sk.shingles, sk.offsets, q[k].astype(np.int64), np.asarray(old.shingles),
+                                    np.asarray(old.offsets), d[k].astype(np.int64) - self.offsets[c], self.cfg.threshold)
         return ok
 
     def _decide(self, chunk: int, ids: list[str], sk: Sketch) -> Decisions:
@@ -412,36 +477,21 @@ class Deduplicator:
                 if prior_near[qi] < 0 or di < prior_near[qi]:
                     prior_near[qi] = di
         # Then in order within the chunk (exact before near, earlier before later), so the
-        # verdicts are those of one pass over everything.
-        seen_exact: dict[int, int] = {}
-        seen_band: dict[int, list[int]] = {}
-        kept = np.zeros(n, dtype=bool)
+        # verdicts are those of one pass over everything (a compiled loop: K.decide_in_chunk).
+        kept, code, dup = K.decide_in_chunk(exact, keys, empty, prior_exact, prior_near, sk.shingles, sk.offsets, cfg.threshold)
         dup_of: list[str | None] = [None] * n
         reason: list[str | None] = [None] * n
-        for i in range(n):
-            e = int(exact[i])
-            if prior_exact[i] >= 0 or e in seen_exact:
-                reason[i] = "exact"
-                dup_of[i] = self._id(int(prior_exact[i])) if prior_exact[i] >= 0 else ids[seen_exact[e]]
-                continue
-            if prior_near[i] >= 0:
-                dup_of[i], reason[i] = self._id(int(prior_near[i])), "near"
-                continue
-            if not empty[i]:
-                cands = sorted({j for k in keys[i].tolist() for j in seen_band.get(k, ())})
-                match = next((j for j in cands if jaccard(sk.shingle_set(i), sk.shingle_set(j)) >= cfg.threshold), None)
-                if match is not None:
-                    dup_of[i], reason[i] = ids[match], "near"
-                    continue
-                for k in keys[i].tolist():
-                    seen_band.setdefault(k, []).append(i)
-            seen_exact[e] = i
-            kept[i] = True
-        write_parquet(
-            pa.table({"id": pa.array(ids, pa.string()), "dup_of": pa.array(dup_of, pa.string()),
-                      "reason": pa.array(reason, pa.string())}),
-            self._path("dec", chunk),
-        )
+        for i in np.nonzero(code)[0].tolist():
+            prior = prior_exact[i] if code[i] == 1 else prior_near[i]
+            reason[i] = "exact" if code[i] == 1 else "near"
+            dup_of[i] = self._id(int(prior)) if prior >= 0 else ids[int(dup[i])]
+        dec = pa.table({"id": pa.array(ids, pa.string()), "dup_of": pa.array(dup_of, pa.string()),
+                        "reason": pa.array(reason, pa.string())})
+        if self.ephemeral:
+            pq.write_table(dec, self._path("dec", chunk))
+            self._keep(chunk, sk)
+        else:
+            write_parquet(dec, self._path("dec", chunk))
         self._index(pa.array(ids, pa.string()), sig, exact, kept)
         self.stats["docs_in"] += n
         self.stats["kept"] += int(kept.sum())
@@ -477,16 +527,19 @@ class Dedup(Stage):
 
     name = "dedup"
 
-    def __init__(self, cfg: DedupConfig, state_dir: str | os.PathLike, *, workers: int | None = None, from_chunk: int | None = None):
+    def __init__(self, cfg: DedupConfig, state_dir: str | os.PathLike, *, workers: int | None = None, from_chunk: int | None = None,
+                 ephemeral: bool = False):
         super().__init__()
-        self.dd = Deduplicator(state_dir, cfg, workers, from_chunk=from_chunk)
+        self.dd = Deduplicator(state_dir, cfg, workers, from_chunk=from_chunk, ephemeral=ephemeral)
         self.batch = 0
 
     def __call__(self, table: pa.Table) -> pa.Table:
         t0, fresh = time.perf_counter(), self.batch >= self.dd.next
         rows = np.nonzero(live_rows(table))[0]
-        texts, ids = table.column("text").to_pylist(), table.column("id").to_pylist()
-        decided = {d.chunk: d for d in self.dd.add(self.batch, [ids[i] for i in rows], [texts[i] for i in rows])}
+        ids = table.column("id").to_pylist()
+        texts = table.column("text").combine_chunks()
+        texts = texts if len(rows) == len(texts) else texts.take(pa.array(rows))
+        decided = {d.chunk: d for d in self.dd.add(self.batch, [ids[i] for i in rows], texts)}
         if self.batch not in decided:
             raise RuntimeError(f"dedup: batch {self.batch} cannot be decided before batch {self.dd.next}")
         dec = decided[self.batch]

@@ -201,3 +201,52 @@ def test_saved_signatures_of_other_texts_are_recomputed(tmp_path):
     assert (dd.stats["signatures_loaded"], dd.stats["signed"]) == (0, 2)
     dd.add(1, ["a", "b"], ["first text here", "another text"])
     assert dd.stats["signatures_loaded"] == 2
+
+
+def test_compiled_normalisation_and_words_equal_python():
+    """The kernels' normalised bytes equal ``normalise``, and their shingles equal those of the
+    Python definition (words of normalise(text).translate(_PUNCT), FNV-1a-64 + fmix64 per
+    word, the polynomial window, folded to 32 bits), on ASCII and non-ASCII text."""
+    from corpus.dedup import _PUNCT, normalise, normalised, shingle_hashes, window_hashes
+
+    spaces = [chr(c) for c in range(0x3001) if chr(c).isspace()]
+    alphabet = list("abcXYZ_09 .,;:'\"()-\u00e9\u00c5\u0130\u1e9e\u00a8\ufb01\u2018\u2019\u201c\u201d\u2013\u2014\u2026\u00ab\u00bb") + spaces
+    rng = random.Random(7)
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 60))) for _ in range(2000)]
+    texts += ["", " \t\n", "A\x1cB\x1fC  D\t\n", "\u2028x\u2029y\x85z\u1680", "Caf\u00e9 \u2014 na\u00efve", " ".join(words(rng, 50))]
+    norm, offs = normalised(texts)
+    assert [bytes(norm[offs[i] : offs[i + 1]]) for i in range(len(texts))] == [normalise(t).encode() for t in texts]
+
+    def fnv_fmix(b):
+        h, m = 0xCBF29CE484222325, (1 << 64) - 1
+        for c in b:
+            h = ((h ^ c) * 0x100000001B3) & m
+        for s, k in ((33, 0xFF51AFD7ED558CCD), (33, 0xC4CEB9FE1A85EC53), (33, None)):
+            h ^= h >> s
+            h = (h * k) & m if k else h
+        return h
+
+    for t in texts:
+        w = normalise(t).translate(_PUNCT).split()
+        v = np.array([fnv_fmix(x.encode()) for x in w], dtype=np.uint64)
+        want = np.empty(0, np.uint32)
+        if len(v):
+            h = window_hashes(v, min(CFG.shingle_size, len(v)))
+            want = ((h >> np.uint64(32)) ^ h).astype(np.uint32)
+        assert np.array_equal(shingle_hashes(t, CFG), want), t
+
+
+def test_cli_input_in_several_chunks_matches_one(tmp_path):
+    """--input keeps its state ephemeral (sketches written only once a later chunk is decided):
+    verdicts across chunks equal those of one chunk and of a durable run."""
+    table = corpus(30, seed=4)
+    src = tmp_path / "in.parquet"
+    write_parquet_atomic(table, src)
+    outs = []
+    for rows in ("1000", "7"):
+        dst = tmp_path / f"out-{rows}.parquet"
+        assert main(["dedup", "--input", str(src), "--output", str(dst), "--workers", "1", "--chunk-rows", rows]) == 0
+        outs.append(pq.read_table(dst).column("dup_of").to_pylist())
+    durable, _ = run_chunks(tmp_path / "durable", table, 7, range)
+    assert outs[0] == outs[1] == [durable[i] for i in table.column("id").to_pylist()]
+    assert sum(d is not None for d in outs[0]) > 10
