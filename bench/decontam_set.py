@@ -19,6 +19,8 @@ is in every textbook).
 Hard negatives: bench/data/decontam-negatives-{1,2}.md, one entry per HumanEval task written
 by hand for this bench (the same problem explained and solved independently: other names,
 other wording, often another algorithm), embedded in a context as prose + code, code or prose.
+Held-out hard negatives: bench/data/decontam-heldout-{1,2}.md, a second such set written in a
+tutorial style after the stage's thresholds had been set on the first (and placed the same way).
 Clean: real extracts of ~650 words that contain nothing of HumanEval.
 """
 
@@ -58,7 +60,7 @@ _GENERIC_COMMENTS = ("# loop over the input", "# compute the result", "# helper 
 
 @dataclass
 class Item:
-    label: str  # verbatim, light, negative, clean
+    label: str  # verbatim, light, negative, held-out (negatives written after the thresholds were set), clean
     kind: str  # a material kind, a negative form (prose+code, code, prose) or "clean"
     task_id: str | None  # the task embedded (positives) or mirrored (negatives)
     text: str
@@ -354,10 +356,10 @@ def embed(rng: random.Random, context: str, block: str, is_code: bool) -> str:
     return "\n".join(lines[:cut] + ["", framed] + lines[cut:])
 
 
-def negatives() -> list[tuple[str, str, str]]:
+def negatives(pattern: str = "decontam-negatives-*.md") -> list[tuple[str, str, str]]:
     """(task_id, prose, code) of the hand-written hard negatives."""
     out = []
-    for path in sorted(DATA.glob("decontam-negatives-*.md")):
+    for path in sorted(DATA.glob(pattern)):
         text = path.read_text()
         for entry in re.split(r"^## ", text, flags=re.M)[1:]:
             head, _, rest = entry.partition("\n")
@@ -373,7 +375,7 @@ def build(seed: int = 0, per_label: int = 300, n_negatives: int = 600, n_clean: 
     ids = list(problems)
     scale = per_label / sum(KIND_COUNTS.values())
     counts = {k: round(v * scale) for k, v in KIND_COUNTS.items()}
-    contexts = real_extracts(2 * per_label + n_negatives, words_per_doc=300, skip=n_clean * 3)
+    contexts = real_extracts(2 * per_label + 2 * n_negatives, words_per_doc=300, skip=n_clean * 3)
     ctx = iter(contexts)
     items: list[Item] = []
     drawn = {}
@@ -397,16 +399,18 @@ def build(seed: int = 0, per_label: int = 300, n_negatives: int = 600, n_clean: 
                 program, entry, edits = edited[(t, (kind, j))]
             block = material(program, entry, kind)
             items.append(Item(label, kind, t, embed(rng, next(ctx), block, kind != "prose"), edits))
-    neg = negatives()
-    forms = ("prose+code", "code", "prose")
-    for i in range(n_negatives):
-        t, pr, code = neg[i % len(neg)] if neg else (None, "", "")
-        form = forms[(i // max(1, len(neg))) % 3] if neg else "code"
-        block = {"prose+code": f"{pr}\n\n```python\n{code}\n```", "code": f"```python\n{code}\n```", "prose": pr}[form]
-        items.append(Item("negative", form, t, embed(rng, next(ctx), block, False)))
+    written = {}
+    for label, pattern in (("negative", "decontam-negatives-*.md"), ("held-out", "decontam-heldout-*.md")):
+        neg = written[label] = negatives(pattern)
+        forms = ("prose+code", "code", "prose")
+        for i in range(n_negatives if neg else 0):
+            t, pr, code = neg[i % len(neg)]
+            form = forms[(i // len(neg)) % 3]
+            block = {"prose+code": f"{pr}\n\n```python\n{code}\n```", "code": f"```python\n{code}\n```", "prose": pr}[form]
+            items.append(Item(label, form, t, embed(rng, next(ctx), block, False)))
     for text in real_extracts(n_clean):
         items.append(Item("clean", "clean", None, text))
-    return items, {"redrawn_edits": redrawn, "negatives_written": len(neg)}
+    return items, {"redrawn_edits": redrawn, "negatives_written": len(written["negative"]), "heldout_written": len(written["held-out"])}
 
 
 def _aliases(mapping: dict[str, str], program: str, test: str) -> str:

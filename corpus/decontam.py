@@ -16,9 +16,11 @@ quote characters one token), so layout, comments and quotes do not matter.
    view, where the task's own identifiers (functions, parameters, assigned names) and, in the
    document, every word outside the task's vocabulary become the placeholder (a renamed
    copy then reads exactly like the original, while prose and literals still must match).
-   The document is flagged when some part reaches ``min_coverage`` with at least
-   ``min_tokens`` tokens; the solution in the task's view needs ``min_renamed_solution``
-   (all of it by default: independent code for the same problem often has the same shape).
+   The document is flagged when the prompt or the prose reaches ``min_coverage`` with at
+   least ``min_tokens`` tokens, or the solution ``min_solution_coverage`` as written; in the
+   task's view the solution must be there whole (``min_renamed_solution``) and long
+   (``min_renamed_tokens``), because independent code for the same problem often has the
+   same shape once names are gone.
 
 Allow-list: n-grams that occur in ``shared_tasks`` or more tasks, or inside one of the
 ``allow`` idioms, are not indexed (generic code such as ``for i in range(len(numbers)):``).
@@ -26,8 +28,8 @@ Parts shorter than ``min_tokens`` never match on their own: HumanEval has one-li
 such as ``return a + b``; those tasks are still caught through their prompt and docstring.
 
 Speed: tokenising, hashing, the candidate lookup (an open-addressing table) and the
-coverage are compiled with numba over a whole batch, about 13,000 extracts/s per core here,
-1.35x a plain 13-gram set scan (bench/decontam.py, which also measures recall on a labelled set).
+coverage are compiled with numba over a whole batch: about 13,000 extracts/s per core here,
+1.2x a plain 13-gram set scan (bench/decontam.py, which also measures recall on a labelled set).
 """
 
 from __future__ import annotations
@@ -425,8 +427,8 @@ class Decontaminator:
         n, code_n = cfg.ngram, cfg.code_ngram
         keep = token_hashes([" ".join(_KEEP_NAMES)])[0]
         self.keep_keys, _ = _table(keep, np.zeros(len(keep), dtype=np.int64))
-        # Per task and part: tokens, n-grams as written, in the task's view, and the tokens'
-        # classes in the task's view (1: the task's identifiers, 2: the rest of its vocabulary).
+        # Per task: its token classes (1: its identifiers; 2: other words of the prompt; 3: other
+        # words of the solution) and per part the n-grams as written, identifier-blind and in the task's view.
         parts, tok_tables = [], []
         for t in self.tasks:
             texts = [t.prompt, _prose(t.docstring), t.solution]
@@ -515,7 +517,9 @@ class Decontaminator:
 
     def _hit(self, part: str, share: float, count: int) -> bool:
         cfg = self.cfg
-        need = cfg.min_renamed_solution if part == "solution (renamed)" else cfg.min_coverage
+        if part == "solution (renamed)":
+            return count >= cfg.min_renamed_tokens and share >= cfg.min_renamed_solution
+        need = cfg.min_solution_coverage if part == "solution" else cfg.min_coverage
         return count >= cfg.min_tokens and share >= need
 
     def check(self, text: str) -> list[str] | None:

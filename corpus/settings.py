@@ -306,17 +306,23 @@ class DecontamConfig:
     because replacing names makes short windows generic)."""
     min_coverage: float = 0.6
     """A document is contaminated when n-grams it shares with a task cover at least this
-    share of one part (prompt, docstring prose or solution), read as written or with the
-    task's identifiers as placeholders (renamed copies). Measured on bench/decontam.py's
-    hard negatives: an independent solution of HumanEval/17 covers 0.52 of the canonical one
-    as written (the dictionary of note lengths is dictated by the problem)."""
+    share of the task's prompt or docstring prose, read as written or with the task's
+    identifiers as placeholders (renamed copies), with at least ``min_tokens`` tokens."""
+    min_tokens: int = 20
+    """... and at least this many of the part's tokens, so a short part matched by one idiom (the
+    textbook ``return fib(n - 1) + fib(n - 2)`` is half of HumanEval/55's solution) does not flag."""
+    min_solution_coverage: float = 0.8
+    """The share for the solution as written (with ``min_tokens``). Higher than for prose: an
+    independent solution of the same problem often shares its obvious lines, and names like
+    ``depth`` (bench/decontam.py's hand-written negatives reach 0.71)."""
     min_renamed_solution: float = 1.0
     """The share for the solution read with identifiers as placeholders: all of it, because
     independent code for the same problem often has the same shape once names are gone
-    (the same HumanEval/17 solution covers 0.95 of it), while renamed copies cover 1.0."""
-    min_tokens: int = 20
-    """... and at least this many of its tokens, so a short part matched by one idiom (the
-    textbook ``return fib(n - 1) + fib(n - 2)`` is half of HumanEval/55's solution) does not flag."""
+    (a hand-written HumanEval/17 solution covers 0.95), while renamed copies cover 1.0 ..."""
+    min_renamed_tokens: int = 30
+    """... with at least this many tokens (about three lines): below that, a short loop written
+    independently is a renamed copy for all the task's view can tell (bench/decontam.py: the
+    hand-written solutions of HumanEval/139, /152 and /61 cover 1.0 of 28, 20 and 27 tokens)."""
     shared_tasks: int = 3
     """N-grams found in this many tasks or more are generic and not indexed."""
     allow: list[str] = field(
@@ -336,11 +342,12 @@ class DecontamConfig:
     def validate(self):
         if self.ngram < 2 or self.code_ngram < 2:
             yield ("ngram", "ngram and code_ngram must be at least 2")
-        for key in ("min_coverage", "min_renamed_solution"):
+        for key in ("min_coverage", "min_solution_coverage", "min_renamed_solution"):
             if not 0 < getattr(self, key) <= 1:
                 yield (key, "expected a value in (0, 1]")
-        if self.min_tokens < 1:
-            yield ("min_tokens", "expected a positive integer")
+        for key in ("min_tokens", "min_renamed_tokens"):
+            if getattr(self, key) < 1:
+                yield (key, "expected a positive integer")
         if self.shared_tasks < 2:
             yield ("shared_tasks", "expected an integer >= 2")
         if not self.benchmarks:

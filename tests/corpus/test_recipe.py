@@ -158,9 +158,10 @@ def test_set_none_removes_the_key_like_null_in_a_file(tmp_path, base):
 # and the meta-talk refusal patterns were added (each a new key or default, so every hash moved);
 # and again when textbooks.yaml got its opening axis (a new axis and template line); and when
 # taxonomy.words and taxonomy.pick were added; and when gate.exercise and the card section were added;
-# and when decontam.min_blind_coverage became min_renamed_solution and min_coverage went to 0.6.
-SMOKE_DICT_SHA256 = "a38b9771c5023618ce064d2af5860aee71062113ec63b67d079eb3921eb0f26a"
-SMOKE_HASH = "fadde52f75fe"
+# and when decontam's thresholds were redone (min_blind_coverage gone; min_coverage 0.6, min_solution_coverage,
+# min_renamed_solution, min_renamed_tokens).
+SMOKE_DICT_SHA256 = "6a7f0e4f1863bb8c237519d41740c5c156980041679aeb447863ca219f67739d"
+SMOKE_HASH = "357cdc7d0a9d"
 
 
 def test_smoke_recipe_resolves_as_before():
