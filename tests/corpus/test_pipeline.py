@@ -242,7 +242,7 @@ def _humaneval() -> dict:
 def test_the_fixture_set_is_what_the_manifest_says():
     assert [r["index"] for r in RECORDS] == list(range(N)) and N % CHUNK == 0 and N_CHUNKS >= 3
     kinds = Counter(r["kind"] for r in RECORDS)
-    assert kinds == {"good": 14, "exact_duplicate": 1, "near_duplicate": 1, "humaneval_verbatim": 1, "humaneval_renamed": 1,
+    assert kinds == {"good": 14, "exact_duplicate": 1, "near_duplicate": 1, "humaneval_verbatim": 1, "humaneval_same_problem": 1,
                      "syntax_error": 1, "runtime_error": 1, "disallowed_import": 1, "refusal": 1, "truncated_length": 1,
                      "truncated_fence": 1}
     tasks = _humaneval()
@@ -260,9 +260,8 @@ def test_the_fixture_set_is_what_the_manifest_says():
         if "humaneval" in r:
             task = tasks[r["humaneval"]]
             assert task["prompt"].strip() + "\n" + task["canonical_solution"].rstrip() in text  # verbatim
-        if r["kind"] == "humaneval_renamed":
-            (task_id,) = r["contaminated_by"]
-            task = tasks[task_id]
+        if r["kind"] == "humaneval_same_problem":
+            task = tasks[r["same_problem"]]
             assert task["entry_point"] not in text and task["canonical_solution"].strip() not in text
     # Apart from the planned duplicates, the extracts are distinct from each other (word 5-grams).
     distinct = [i for i, r in enumerate(RECORDS) if "dup_of" not in r]
@@ -318,7 +317,7 @@ def test_build_removes_exactly_the_expected_records(reference, server):
         "kept": len(KEPT),
     }
     assert stats["counts"] == {"chunks": 4, "prompts": 24, "failed_requests": 0, "accepted_by_gate": 18, "rejected_by_gate": 6,
-                               "exact_dups": 1, "near_dups": 1, "contaminated": 2, "clean": 14, "kept": 13}
+                               "exact_dups": 1, "near_dups": 1, "contaminated": 1, "clean": 15, "kept": 14}
     assert stats["rejections"] == {g: k for g, k in gates.items() if g != "accepted"}
     assert stats["rejections"] == {"snippet_syntax": 1, "snippet_error": 1, "disallowed_import": 1, "truncated": 2, "refusal": 1}
     assert stats["contaminated_ids"] == {ids[r["index"]]: r["contaminated_by"] for r in RECORDS if "contaminated_by" in r}
