@@ -92,7 +92,7 @@ def main() -> None:
           f"{words:.0f} words on average: {count['verbatim']} verbatim, {count['light']} lightly edited "
           f"(every edited program passes its HumanEval tests; {info['redrawn_edits']} edits redrawn), "
           f"{count['negative']} hard negatives ({info['negatives_written']} written by hand), {count['held-out']} held-out "
-          f"hard negatives ({info['heldout_written']} written by hand after the thresholds were set), {count['clean']} clean")
+          f"hard negatives ({info['heldout_written']} written by hand later, in another style), {count['clean']} clean")
 
     ours, plain = Decontaminator(DecontamConfig()), ThirteenGrams()
     results = {"ours": rates(items, ours.check_many(texts)), "13-gram": rates(items, plain.check_many(texts))}
