@@ -154,9 +154,10 @@ def register(sub) -> None:
     p = sub.add_parser(
         "decontam",
         help="flag documents that contain benchmark problems (HumanEval); fills contaminated_by",
-        description="Index the benchmark's prompts, docstrings and canonical solutions; find candidate documents by "
-        "shared token n-grams and confirm by the share of a task's prompt, docstring or solution the document "
-        "covers. Flagged documents get contaminated_by = the task ids (null when clean) and leave the corpus; "
+        description="Index the benchmark's prompts, docstring prose and canonical solutions; find candidate documents "
+        "by shared token n-grams (as written or identifier-blind) and confirm by the share of a task's prompt, prose "
+        "or solution the document covers, read as written and with the task's identifiers as placeholders, so copies "
+        "with renamed functions and variables, other layout, comments or quotes are caught. Flagged documents get contaminated_by = the task ids (null when clean) and leave the corpus; "
         "near duplicates (dup_of set) are not checked. " + RUN_ROWS_HELP + " A chunk already checked with the "
         "same settings is skipped, so rerunning continues where it stopped. Settings: the recipe's decontam "
         "section (for --input: the defaults).",
